@@ -1,0 +1,197 @@
+// snapfs::fs::Vfs — POSIX file system semantics over a store::Store, with no
+// FUSE in sight. The FUSE bridge (fs/fuse_bridge.h) is a thin adapter: one
+// Vfs call per request. Tests drive a Vfs directly (tests/fs/).
+//
+// A Vfs shows one view of the store:
+//  - the live tree (Options::at == store::kLatest, read_only false): every
+//    change is committed to the store as a generation; file content when a
+//    written file is flushed (close) or fsynced;
+//  - a past tree (Options::at == some generation, read_only true): every
+//    mutating call fails with kReadOnly (EROFS).
+//
+// Inode numbers are the store's (the root is 1). Lookup() and Create() take a
+// kernel reference on the inode that Forget() drops (FUSE's lookup count).
+// Permission checks are the kernel's job (default_permissions); the Vfs
+// enforces the rules the kernel leaves to the file system: names, types,
+// empty directories, link counts, rename rules.
+//
+// Errors are Status codes; Status::ToErrno() gives the errno to reply with.
+// Thread-safety: every method may be called from any thread concurrently.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "store/file_content.h"
+#include "store/key_format.h"
+#include "store/status.h"
+#include "store/store.h"
+
+namespace snapfs::fs {
+
+using store::Generation;
+using store::Ino;
+
+// What the bridge turns into a struct stat.
+struct Attr {
+  Ino ino = 0;
+  uint32_t mode = 0;
+  uint32_t nlink = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t rdev = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte blocks.
+  uint32_t blksize = 0;
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+};
+
+// Who is asking (from the FUSE request context).
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t umask = 0;  // Already applied by the kernel unless it says otherwise.
+};
+
+// A setattr request; only the fields that are set change.
+struct SetAttrRequest {
+  std::optional<uint32_t> mode;  // Permission bits (07777).
+  std::optional<uint32_t> uid;
+  std::optional<uint32_t> gid;
+  std::optional<uint64_t> size;
+  std::optional<int64_t> atime_ns;  // kNow: the current time.
+  std::optional<int64_t> mtime_ns;
+  static constexpr int64_t kNow = INT64_MIN;
+};
+
+struct DirEntry {
+  std::string name;
+  Ino ino = 0;
+  uint32_t type = 0;  // mode >> 12 (DT_* values).
+};
+
+struct FsStats {
+  uint64_t block_size = 4096;
+  uint64_t blocks = 0;
+  uint64_t blocks_free = 0;
+  uint64_t blocks_avail = 0;
+  uint64_t files = 0;
+  uint64_t files_free = 0;
+  uint32_t name_max = 255;
+};
+
+// Rename flags (values of RENAME_NOREPLACE and RENAME_EXCHANGE).
+inline constexpr unsigned kRenameNoReplace = 1;
+inline constexpr unsigned kRenameExchange = 2;
+
+using FileHandle = uint64_t;
+
+struct VfsOptions {
+  Generation at = store::kLatest;  // Which tree to show.
+  bool read_only = false;          // Must be true when `at` is not kLatest.
+  uint32_t blksize = 65536;        // st_blksize reported for files.
+};
+
+class Vfs {
+ public:
+  Vfs(store::Store* store, VfsOptions options);
+  ~Vfs();  // Commits what is still dirty (see Shutdown).
+  Vfs(const Vfs&) = delete;
+  Vfs& operator=(const Vfs&) = delete;
+
+  bool read_only() const { return options_.read_only; }
+  Generation generation() const { return options_.at; }
+
+  // --- Names -------------------------------------------------------------
+  Result<Attr> Lookup(Ino parent, std::string_view name);
+  void Forget(Ino ino, uint64_t count);
+  Result<Attr> GetAttr(Ino ino);
+  Result<Attr> SetAttr(Ino ino, const SetAttrRequest& req);
+  // mode carries the type: S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK.
+  Result<Attr> Mknod(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                     const Caller& caller);
+  Result<Attr> Mkdir(Ino parent, std::string_view name, uint32_t mode, const Caller& caller);
+  Result<Attr> Symlink(Ino parent, std::string_view name, std::string_view target,
+                       const Caller& caller);
+  Result<std::string> Readlink(Ino ino);
+  Status Unlink(Ino parent, std::string_view name);
+  Status Rmdir(Ino parent, std::string_view name);
+  Status Rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                unsigned flags);
+  Result<Attr> Link(Ino ino, Ino new_parent, std::string_view new_name);
+
+  // --- Files -------------------------------------------------------------
+  // flags: open(2) flags; O_TRUNC truncates (and records a version).
+  Result<FileHandle> Open(Ino ino, int flags);
+  struct Created {
+    Attr attr;
+    FileHandle fh;
+  };
+  Result<Created> Create(Ino parent, std::string_view name, uint32_t mode, int flags,
+                         const Caller& caller);
+  Result<size_t> Read(FileHandle fh, uint64_t offset, size_t len, char* out);
+  Result<size_t> Write(FileHandle fh, uint64_t offset, const char* data, size_t len);
+  // close(2) of one descriptor: commits the file's new content, if any.
+  Status Flush(FileHandle fh);
+  // The last close: commits anything left and frees the handle.
+  Status Release(FileHandle fh);
+  // Commits and makes the content and its version durable.
+  Status Fsync(FileHandle fh, bool datasync);
+  // Grows the file to offset+len if shorter (mode 0 of fallocate(2) only).
+  Status Fallocate(FileHandle fh, int mode, uint64_t offset, uint64_t len);
+
+  // --- Directories -------------------------------------------------------
+  // Snapshots the listing ("." and ".." first); ReadDir pages through it.
+  Result<FileHandle> OpenDir(Ino ino);
+  // Entries from index `offset` on; an entry's cookie is its index + 1.
+  const std::vector<DirEntry>& DirEntries(FileHandle fh) const;
+  void ReleaseDir(FileHandle fh);
+  Status FsyncDir();
+
+  Result<FsStats> StatFs();
+  // Commits every dirty file; called at unmount.
+  Status Shutdown();
+
+ private:
+  struct Inode;
+  struct OpenFile;
+  struct OpenDirectory;
+  using InodePtr = std::shared_ptr<Inode>;
+
+  Result<InodePtr> GetInode(Ino ino);  // Loads into the table if needed.
+  void MaybeEvict(const InodePtr& inode);
+  Attr ToAttr(const Inode& inode) const;
+  Status CheckWritable() const;
+  Result<InodePtr> LookupChild(Ino parent, std::string_view name);  // nullptr if absent.
+  Result<Attr> MakeNode(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                        std::string_view target, const Caller& caller, store::Op op);
+  Status RemoveEntry(Ino parent, std::string_view name, bool dir);
+  Status LoadContent(Inode& inode);  // inode.mu held.
+  // Commits the inode's dirty content (inode.mu held).
+  Status CommitContent(Inode& inode, store::Op op, bool sync);
+  Result<Generation> Commit(store::Mutation& m, store::LogRecord log, bool sync = false,
+                            int64_t activity_start_ns = 0);
+  Result<bool> IsAncestor(Ino ancestor, Ino dir);
+
+  store::Store* const store_;
+  const VfsOptions options_;
+  std::mutex ns_mu_;  // Serializes namespace changes (create, unlink, rename, ...).
+  std::mutex table_mu_;
+  std::unordered_map<Ino, InodePtr> inodes_;
+  mutable std::mutex handles_mu_;
+  std::unordered_map<FileHandle, std::unique_ptr<OpenFile>> files_;
+  std::unordered_map<FileHandle, std::unique_ptr<OpenDirectory>> dirs_;
+  FileHandle next_handle_ = 1;
+};
+
+}  // namespace snapfs::fs

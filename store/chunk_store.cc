@@ -1,0 +1,228 @@
+#include "store/chunk_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+namespace snapfs::store {
+
+ChunkStore::ChunkStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string packs_dir,
+                       ChunkHasher hasher, ChunkStoreOptions options)
+    : db_(db),
+      cf_(cf),
+      packs_dir_(std::move(packs_dir)),
+      hasher_(std::move(hasher)),
+      options_(options),
+      reader_(packs_dir_) {}
+
+ChunkStore::~ChunkStore() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+Status ChunkStore::Start() {
+  if (options_.read_only) return Status::Ok();
+  SNAPFS_ASSIGN_OR_RETURN(writer_, PackWriter::Open(packs_dir_));
+  int n = options_.threads;
+  if (n <= 0) n = std::max(2u, std::thread::hardware_concurrency());
+  for (int i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  return Status::Ok();
+}
+
+Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw) {
+  if (writer_ == nullptr) return Status::ReadOnly("chunk store is read-only");
+  {
+    std::lock_guard lock(mu_);
+    if (pending_.count(id)) {
+      counters_.chunks_dup++;
+      return PutResult::kPending;
+    }
+  }
+  SNAPFS_ASSIGN_OR_RETURN(auto loc, Locate(id));
+  if (loc) {
+    counters_.chunks_dup++;
+    return PutResult::kStored;
+  }
+  std::unique_lock lock(mu_);
+  if (pending_.count(id)) {  // Another thread queued it meanwhile.
+    counters_.chunks_dup++;
+    return PutResult::kPending;
+  }
+  done_cv_.wait(lock, [&] {
+    return queued_bytes_ < options_.max_queued_bytes || stopping_;
+  });
+  auto p = std::make_shared<Pending>();
+  p->raw = raw;
+  p->busy = true;
+  pending_.emplace(id, p);
+  queue_.emplace_back(id, p);
+  queued_bytes_ += raw->size();
+  counters_.chunks_new++;
+  counters_.raw_bytes_new += raw->size();
+  lock.unlock();
+  queue_cv_.notify_one();
+  return PutResult::kQueued;
+}
+
+Status ChunkStore::Store(const ChunkId& id, const ChunkBytes& raw, ChunkLocation* loc) {
+  Codec codec;
+  std::string encoded;
+  SNAPFS_RETURN_IF_ERROR(EncodeChunk(*raw, options_.zstd_level, &codec, &encoded));
+  SNAPFS_ASSIGN_OR_RETURN(*loc, writer_->Append(id, codec, static_cast<uint32_t>(raw->size()),
+                                                encoded));
+  counters_.stored_bytes += encoded.size();
+  return Status::Ok();
+}
+
+void ChunkStore::WorkerLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // Stopping and drained.
+    auto [id, p] = std::move(queue_.front());
+    queue_.pop_front();
+    ChunkBytes raw = p->raw;
+    lock.unlock();
+    ChunkLocation loc;
+    Status st = Store(id, raw, &loc);
+    lock.lock();
+    queued_bytes_ -= raw->size();
+    p->busy = false;
+    if (st.ok()) {
+      p->loc = loc;
+      p->raw.reset();
+      p->error = Status::Ok();
+    } else {
+      p->error = st;
+    }
+    done_cv_.notify_all();
+  }
+}
+
+Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_bytes) {
+  for (const ChunkId& id : ids) {
+    std::unique_lock lock(mu_);
+    auto it = pending_.find(id);
+    if (it == pending_.end()) continue;  // Indexed already.
+    PendingPtr p = it->second;
+    done_cv_.wait(lock, [&] { return !p->busy; });
+    if (!p->loc) {
+      // The worker's append failed: try once more now, in this thread.
+      p->busy = true;
+      ChunkBytes raw = p->raw;
+      lock.unlock();
+      ChunkLocation loc;
+      Status st = Store(id, raw, &loc);
+      lock.lock();
+      p->busy = false;
+      done_cv_.notify_all();
+      if (!st.ok()) {
+        p->error = st;
+        return st;
+      }
+      p->loc = loc;
+      p->raw.reset();
+    }
+    if (stored_bytes) *stored_bytes += p->loc->stored_len;
+  }
+  return Status::Ok();
+}
+
+Status ChunkStore::AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteBatch* batch) {
+  bool any = false;
+  {
+    std::lock_guard lock(mu_);
+    for (const ChunkId& id : ids) {
+      auto it = pending_.find(id);
+      if (it == pending_.end()) continue;
+      if (!it->second->loc) return Status::Invalid("chunk " + id.Hex() + " is not stored yet");
+      rocksdb::Status st = batch->Put(cf_, keys::Chunk(id), EncodeChunkLocation(*it->second->loc));
+      if (!st.ok()) return Status::Io("index batch: " + st.ToString());
+      any = true;
+    }
+  }
+  if (any) return writer_->Sync();
+  return Status::Ok();
+}
+
+void ChunkStore::MarkIndexed(std::span<const ChunkId> ids) {
+  std::lock_guard lock(mu_);
+  for (const ChunkId& id : ids) {
+    auto it = pending_.find(id);
+    if (it != pending_.end() && it->second->loc) pending_.erase(it);
+  }
+}
+
+Status ChunkStore::SyncPacks() {
+  if (writer_ == nullptr) return Status::Ok();
+  return writer_->Sync();
+}
+
+Result<std::optional<ChunkLocation>> ChunkStore::Locate(const ChunkId& id) {
+  std::string key = keys::Chunk(id);
+  rocksdb::PinnableSlice value;
+  rocksdb::Status st = db_->Get(rocksdb::ReadOptions(), cf_, key, &value);
+  if (st.IsNotFound()) return std::optional<ChunkLocation>();
+  if (!st.ok()) return Status::Io("chunk index lookup " + id.Hex() + ": " + st.ToString());
+  SNAPFS_ASSIGN_OR_RETURN(ChunkLocation loc, DecodeChunkLocation(value.ToStringView(), key));
+  return std::optional<ChunkLocation>(loc);
+}
+
+Result<ChunkBytes> ChunkStore::Get(const ChunkId& id) {
+  if (ChunkBytes hit = CacheLookup(id)) return hit;
+  std::optional<ChunkLocation> loc;
+  {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(id);
+    if (it != pending_.end()) {
+      if (it->second->raw) return it->second->raw;
+      loc = it->second->loc;
+    }
+  }
+  if (!loc) {
+    SNAPFS_ASSIGN_OR_RETURN(loc, Locate(id));
+    if (!loc) return Status::NotFound("chunk " + id.Hex() + " is not in the store");
+  }
+  Result<ChunkBytes> bytes = ReadFromPack(id, *loc);
+  if (!bytes.ok() && bytes.status().code() == Code::kCorruption) counters_.corrupt_reads++;
+  return bytes;
+}
+
+Result<ChunkBytes> ChunkStore::ReadFromPack(const ChunkId& id, const ChunkLocation& loc) {
+  SNAPFS_ASSIGN_OR_RETURN(std::string stored, reader_.Read(id, loc));
+  auto raw = std::make_shared<std::string>();
+  Status st = DecodeChunk(loc.codec, stored, loc.raw_len, raw.get());
+  if (!st.ok()) return Status::Corruption("chunk " + id.Hex() + ": " + st.message());
+  if (hasher_.Hash(reinterpret_cast<const uint8_t*>(raw->data()), raw->size()) != id)
+    return Status::Corruption("chunk " + id.Hex() + ": content does not match its id");
+  ChunkBytes bytes = std::move(raw);
+  CacheInsert(id, bytes);
+  return bytes;
+}
+
+ChunkBytes ChunkStore::CacheLookup(const ChunkId& id) {
+  std::lock_guard lock(cache_mu_);
+  auto it = cache_.find(id);
+  if (it == cache_.end()) return nullptr;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return it->second->second;
+}
+
+void ChunkStore::CacheInsert(const ChunkId& id, const ChunkBytes& bytes) {
+  if (options_.cache_bytes == 0) return;
+  std::lock_guard lock(cache_mu_);
+  if (cache_.count(id)) return;
+  lru_.emplace_front(id, bytes);
+  cache_.emplace(id, lru_.begin());
+  cache_size_ += bytes->size();
+  while (cache_size_ > options_.cache_bytes && !lru_.empty()) {
+    cache_size_ -= lru_.back().second->size();
+    cache_.erase(lru_.back().first);
+    lru_.pop_back();
+  }
+}
+
+}  // namespace snapfs::store

@@ -1,0 +1,145 @@
+// The chunk store: stores each distinct chunk once, compressed, in pack files,
+// and finds it again by id. Internal to store/ (it holds RocksDB handles);
+// other layers reach chunks through store::Store and store::FileContent.
+//
+// Writes are asynchronous: Put() returns once the chunk is queued, and a pool
+// of worker threads compresses and appends it, so chunking a file never waits
+// for zstd. A queued chunk is readable at once (from memory). Its index entry
+// is written only in the batch of the first version that references it
+// (AddIndexEntries), after the packs were synced: the index never names bytes
+// a crash could lose.
+//
+// Thread-safety: every method is safe to call from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "store/chunk_id.h"
+#include "store/key_format.h"
+#include "store/pack_file.h"
+#include "store/status.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace snapfs::store {
+
+using ChunkBytes = std::shared_ptr<const std::string>;
+
+struct ChunkStoreOptions {
+  int zstd_level = 3;                     // 1..19.
+  size_t cache_bytes = 64u << 20;         // Decoded chunks kept for reads.
+  size_t max_queued_bytes = 64u << 20;    // Put() blocks beyond this (backpressure).
+  int threads = 0;                        // Compression workers; 0: one per core.
+  bool read_only = false;                 // No writer, no workers.
+};
+
+struct ChunkCounters {
+  std::atomic<uint64_t> chunks_new{0};      // Chunks queued for storage.
+  std::atomic<uint64_t> chunks_dup{0};      // Puts of a chunk already stored or queued.
+  std::atomic<uint64_t> raw_bytes_new{0};   // Raw bytes of new chunks.
+  std::atomic<uint64_t> stored_bytes{0};    // Compressed bytes appended to packs.
+  std::atomic<uint64_t> corrupt_reads{0};   // Reads that failed verification.
+};
+
+class ChunkStore {
+ public:
+  enum class PutResult { kQueued, kPending, kStored };
+
+  ChunkStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, std::string packs_dir,
+             ChunkHasher hasher, ChunkStoreOptions options);
+  ~ChunkStore();  // Stops the workers after they drain the queue.
+  ChunkStore(const ChunkStore&) = delete;
+  ChunkStore& operator=(const ChunkStore&) = delete;
+
+  // Opens a new pack and starts the workers (not for read-only stores).
+  Status Start();
+
+  ChunkId Id(const uint8_t* data, size_t len) const { return hasher_.Hash(data, len); }
+
+  // Makes sure the chunk `id` (whose bytes are *raw) gets stored. kQueued: new,
+  // queued now; kPending: already queued but not yet indexed; kStored: in the
+  // index already (costs one index lookup, never a chunk read). Blocks while
+  // the queue is over max_queued_bytes.
+  Result<PutResult> Put(const ChunkId& id, ChunkBytes raw);
+
+  // Waits until each of `ids` that is not yet indexed is in a pack. A chunk
+  // whose append failed (e.g. kNoSpace) is retried once here; the error is
+  // returned if it fails again, and the chunk stays queued in memory so a
+  // later call can succeed once there is room. Adds the compressed size of
+  // each waited-for chunk to *stored_bytes (may be null).
+  Status WaitStored(std::span<const ChunkId> ids, uint64_t* stored_bytes);
+
+  // Adds an index entry to `batch` for each of `ids` still awaiting one. If
+  // there is any, syncs the packs first, so the entry can never outlive the
+  // bytes it names (see the header comment). Call WaitStored first.
+  Status AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteBatch* batch);
+  // Call after the batch from AddIndexEntries committed.
+  void MarkIndexed(std::span<const ChunkId> ids);
+
+  // The raw bytes of chunk `id`: from memory if queued, else from the cache or
+  // its pack. NotFound if the index has no entry; Corruption (naming the
+  // chunk) if the record fails any check.
+  Result<ChunkBytes> Get(const ChunkId& id);
+  // The index entry, or nullopt.
+  Result<std::optional<ChunkLocation>> Locate(const ChunkId& id);
+
+  Status SyncPacks();
+  const ChunkCounters& counters() const { return counters_; }
+  const std::string& packs_dir() const { return packs_dir_; }
+
+ private:
+  struct Pending {
+    ChunkBytes raw;          // Dropped once stored.
+    std::optional<ChunkLocation> loc;
+    Status error;            // Last failed append.
+    bool busy = false;       // A worker or a waiter is appending it.
+  };
+  using PendingPtr = std::shared_ptr<Pending>;
+
+  void WorkerLoop();
+  // Compresses and appends; returns the outcome. Called without mu_ held.
+  Status Store(const ChunkId& id, const ChunkBytes& raw, ChunkLocation* loc);
+  Result<ChunkBytes> ReadFromPack(const ChunkId& id, const ChunkLocation& loc);
+  void CacheInsert(const ChunkId& id, const ChunkBytes& bytes);
+  ChunkBytes CacheLookup(const ChunkId& id);
+
+  rocksdb::DB* const db_;
+  rocksdb::ColumnFamilyHandle* const cf_;
+  const std::string packs_dir_;
+  const ChunkHasher hasher_;
+  const ChunkStoreOptions options_;
+  std::unique_ptr<PackWriter> writer_;
+  PackReader reader_;
+  ChunkCounters counters_;
+
+  std::mutex mu_;
+  std::condition_variable queue_cv_;   // Workers wait for work.
+  std::condition_variable done_cv_;    // Waiters and blocked Put()s.
+  std::unordered_map<ChunkId, PendingPtr, ChunkIdHash> pending_;
+  std::deque<std::pair<ChunkId, PendingPtr>> queue_;
+  size_t queued_bytes_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+
+  std::mutex cache_mu_;
+  std::list<std::pair<ChunkId, ChunkBytes>> lru_;
+  std::unordered_map<ChunkId, decltype(lru_)::iterator, ChunkIdHash> cache_;
+  size_t cache_size_ = 0;
+};
+
+}  // namespace snapfs::store

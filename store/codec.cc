@@ -1,0 +1,110 @@
+#include "store/codec.h"
+
+#include <zstd.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+
+namespace snapfs::store {
+namespace {
+
+struct CCtxDeleter {
+  void operator()(ZSTD_CCtx* cctx) const { ZSTD_freeCCtx(cctx); }
+};
+struct DCtxDeleter {
+  void operator()(ZSTD_DCtx* dctx) const { ZSTD_freeDCtx(dctx); }
+};
+
+// Contexts are expensive to create (hundreds of KiB of tables) and not
+// thread-safe, so each thread keeps one. Null if allocation failed.
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, CCtxDeleter> cctx(ZSTD_createCCtx());
+  return cctx.get();
+}
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, DCtxDeleter> dctx(ZSTD_createDCtx());
+  return dctx.get();
+}
+
+Status Corrupt(const std::string& why) { return Status::Corruption("chunk data: " + why); }
+
+Status DecodeZstd(std::string_view stored, uint32_t raw_len, std::string* out) {
+  // Check the header (and that `stored` is exactly one whole frame) before
+  // allocating raw_len bytes, so a damaged length does not cost memory.
+  const unsigned long long content_size = ZSTD_getFrameContentSize(stored.data(), stored.size());
+  if (content_size == ZSTD_CONTENTSIZE_ERROR) return Corrupt("bad zstd frame header");
+  if (content_size != ZSTD_CONTENTSIZE_UNKNOWN && content_size != raw_len) {
+    return Corrupt("zstd frame holds " + std::to_string(content_size) + " bytes, want " +
+                   std::to_string(raw_len));
+  }
+  const size_t frame_size = ZSTD_findFrameCompressedSize(stored.data(), stored.size());
+  if (ZSTD_isError(frame_size)) {
+    return Corrupt(std::string("zstd frame: ") + ZSTD_getErrorName(frame_size));
+  }
+  if (frame_size != stored.size()) {
+    return Corrupt(std::to_string(stored.size() - frame_size) + " bytes after the zstd frame");
+  }
+
+  ZSTD_DCtx* dctx = ThreadDCtx();
+  if (dctx == nullptr) return Status::Io("zstd: cannot allocate a decompression context");
+  out->resize(raw_len);
+  const size_t n =
+      ZSTD_decompressDCtx(dctx, out->data(), out->size(), stored.data(), stored.size());
+  if (ZSTD_isError(n)) {
+    out->clear();
+    return Corrupt(std::string("zstd: ") + ZSTD_getErrorName(n));
+  }
+  if (n != raw_len) {
+    out->clear();
+    return Corrupt("zstd frame decodes to " + std::to_string(n) + " bytes, want " +
+                   std::to_string(raw_len));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status EncodeChunk(std::string_view raw, int level, Codec* codec, std::string* out) {
+  if (level < kMinZstdLevel || level > kMaxZstdLevel) {
+    return Status::Invalid("zstd level " + std::to_string(level) + " is outside [" +
+                           std::to_string(kMinZstdLevel) + ", " + std::to_string(kMaxZstdLevel) +
+                           "]");
+  }
+  ZSTD_CCtx* cctx = ThreadCCtx();
+  if (cctx == nullptr) return Status::Io("zstd: cannot allocate a compression context");
+
+  std::string frame(ZSTD_compressBound(raw.size()), '\0');
+  const size_t n =
+      ZSTD_compressCCtx(cctx, frame.data(), frame.size(), raw.data(), raw.size(), level);
+  if (ZSTD_isError(n)) return Status::Io(std::string("zstd: ") + ZSTD_getErrorName(n));
+  if (n < raw.size()) {
+    frame.resize(n);
+    *out = std::move(frame);
+    *codec = Codec::kZstd;
+  } else {
+    out->assign(raw);
+    *codec = Codec::kRaw;
+  }
+  return Status::Ok();
+}
+
+Status DecodeChunk(Codec codec, std::string_view stored, uint32_t raw_len, std::string* out) {
+  out->clear();
+  switch (codec) {
+    case Codec::kRaw:
+      if (stored.size() != raw_len) {
+        return Corrupt("raw chunk is " + std::to_string(stored.size()) + " bytes, want " +
+                       std::to_string(raw_len));
+      }
+      out->assign(stored);
+      return Status::Ok();
+    case Codec::kZstd:
+      return DecodeZstd(stored, raw_len, out);
+    case Codec::kZstdDelta:
+      return Corrupt("codec zstd-delta is not implemented");
+  }
+  return Corrupt("unknown codec " + std::to_string(static_cast<int>(codec)));
+}
+
+}  // namespace snapfs::store

@@ -1,0 +1,236 @@
+#include "store/file_content.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace snapfs::store {
+namespace {
+constexpr uint64_t kMaxFileSize = 1ull << 62;
+uint64_t RunEnd(const std::map<uint64_t, std::string>::const_iterator& it) {
+  return it->first + it->second.size();
+}
+}  // namespace
+
+FileContent::FileContent(ChunkStore* chunks, const Chunker* chunker, std::vector<Extent> extents,
+                         uint64_t size, FileContentOptions options)
+    : chunks_(chunks),
+      chunker_(chunker),
+      options_(options),
+      extents_(std::move(extents)),
+      size_(size) {}
+
+size_t FileContent::FirstExtentEndingAfter(uint64_t offset) const {
+  auto it = std::upper_bound(extents_.begin(), extents_.end(), offset,
+                             [](uint64_t off, const Extent& e) { return off < e.end(); });
+  return static_cast<size_t>(it - extents_.begin());
+}
+
+Status FileContent::ReadBase(uint64_t from, uint64_t to, char* out) {
+  std::memset(out, 0, to - from);
+  for (size_t i = FirstExtentEndingAfter(from); i < extents_.size() && extents_[i].offset < to;
+       ++i) {
+    const Extent& e = extents_[i];
+    SNAPFS_ASSIGN_OR_RETURN(ChunkBytes chunk, chunks_->Get(e.id));
+    if (chunk->size() < static_cast<size_t>(e.chunk_offset) + e.length)
+      return Status::Corruption("chunk " + e.id.Hex() + " is shorter than its extent");
+    const uint64_t lo = std::max(from, e.offset);
+    const uint64_t hi = std::min(to, e.end());
+    std::memcpy(out + (lo - from), chunk->data() + e.chunk_offset + (lo - e.offset), hi - lo);
+  }
+  return Status::Ok();
+}
+
+Result<size_t> FileContent::Read(uint64_t offset, size_t len, char* out) {
+  if (offset >= size_) return size_t{0};
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(len, size_ - offset));
+  const uint64_t end = offset + n;
+  SNAPFS_RETURN_IF_ERROR(ReadBase(offset, end, out));
+  auto it = overlay_.upper_bound(offset);
+  if (it != overlay_.begin() && RunEnd(std::prev(it)) > offset) --it;
+  for (; it != overlay_.end() && it->first < end; ++it) {
+    const uint64_t lo = std::max(offset, it->first);
+    const uint64_t hi = std::min(end, RunEnd(it));
+    std::memcpy(out + (lo - offset), it->second.data() + (lo - it->first), hi - lo);
+  }
+  return n;
+}
+
+Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
+  if (len == 0) return Status::Ok();
+  if (offset > kMaxFileSize || len > kMaxFileSize - offset)
+    return Status(Code::kTooBig, "write past the largest file size");
+  const uint64_t end = offset + len;
+  // Runs that overlap or touch [offset, end] merge into one.
+  auto first = overlay_.upper_bound(offset);
+  if (first != overlay_.begin() && RunEnd(std::prev(first)) >= offset) --first;
+  auto last = first;
+  uint64_t new_end = end;
+  while (last != overlay_.end() && last->first <= end) {
+    new_end = std::max(new_end, RunEnd(last));
+    ++last;
+  }
+  uint64_t run_start;
+  if (first != last && first->first <= offset) {
+    // Grow the first run in place (appending is the common case).
+    run_start = first->first;
+    std::string& s = first->second;
+    overlay_bytes_ -= s.size();
+    if (s.size() < new_end - run_start) s.resize(new_end - run_start);
+    for (auto it = std::next(first); it != last; ++it) {
+      overlay_bytes_ -= it->second.size();
+      std::memcpy(s.data() + (it->first - run_start), it->second.data(), it->second.size());
+    }
+    std::memcpy(s.data() + (offset - run_start), data, len);
+    overlay_bytes_ += s.size();
+    overlay_.erase(std::next(first), last);
+  } else {
+    run_start = offset;
+    std::string s(new_end - offset, '\0');
+    for (auto it = first; it != last; ++it) {
+      overlay_bytes_ -= it->second.size();
+      std::memcpy(s.data() + (it->first - offset), it->second.data(), it->second.size());
+    }
+    std::memcpy(s.data(), data, len);
+    overlay_bytes_ += s.size();
+    overlay_.erase(first, last);
+    overlay_.emplace(offset, std::move(s));
+  }
+  size_ = std::max(size_, end);
+  dirty_ = true;
+  bytes_written_ += len;
+
+  if (new_end == size_ && new_end - run_start >= options_.stream_threshold)
+    return ChunkRun(run_start, false);
+  if (overlay_bytes_ > options_.max_dirty) return ChunkAll(false);
+  return Status::Ok();
+}
+
+Status FileContent::ChunkRun(uint64_t run_start, bool final) {
+  auto run = overlay_.find(run_start);
+  if (run == overlay_.end()) return Status::Ok();
+  // Widen [s, t) until it starts and ends on chunk boundaries of the committed
+  // extents and contains every dirty run it touches.
+  uint64_t s = run_start, t = RunEnd(run);
+  for (bool changed = true; changed;) {
+    changed = false;
+    size_t i = FirstExtentEndingAfter(s);
+    if (i < extents_.size() && extents_[i].offset < s) { s = extents_[i].offset; changed = true; }
+    size_t j = FirstExtentEndingAfter(t);
+    if (j < extents_.size() && extents_[j].offset < t) { t = extents_[j].end(); changed = true; }
+    auto it = overlay_.upper_bound(s);
+    if (it != overlay_.begin() && RunEnd(std::prev(it)) > s) --it;
+    for (; it != overlay_.end() && it->first < t; ++it) {
+      if (it->first < s) { s = it->first; changed = true; }
+      if (RunEnd(it) > t) { t = RunEnd(it); changed = true; }
+    }
+  }
+  auto first_run = overlay_.lower_bound(s);
+  auto end_run = overlay_.lower_bound(t);
+  const bool single = std::next(first_run) == end_run && first_run->first == s &&
+                      RunEnd(first_run) == t;
+  std::string region;
+  const char* buf;
+  if (single) {
+    buf = first_run->second.data();  // A pure dirty run: no copy needed.
+  } else {
+    region.resize(t - s);
+    SNAPFS_RETURN_IF_ERROR(ReadBase(s, t, region.data()));
+    for (auto it = first_run; it != end_run; ++it)
+      std::memcpy(region.data() + (it->first - s), it->second.data(), it->second.size());
+    buf = region.data();
+  }
+
+  // A run at end of file may still grow: keep its tail after the last cut.
+  const bool at_end = final || t < size_;
+  const size_t len = t - s;
+  std::vector<Extent> fresh;
+  size_t pos = 0;
+  while (pos < len) {
+    size_t cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(buf + pos), len - pos, at_end);
+    if (cut == 0) break;
+    auto raw = std::make_shared<const std::string>(buf + pos, cut);
+    ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw->data()), raw->size());
+    SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put, chunks_->Put(id, raw));
+    if (put != ChunkStore::PutResult::kStored) unindexed_.insert(id);
+    fresh.push_back(Extent{s + pos, static_cast<uint32_t>(cut), 0, id});
+    pos += cut;
+  }
+  if (pos == 0) return Status::Ok();  // Not one full chunk yet.
+
+  std::string tail;
+  if (pos < len) tail.assign(buf + pos, len - pos);
+  for (auto it = first_run; it != end_run; ++it) overlay_bytes_ -= it->second.size();
+  overlay_.erase(first_run, end_run);
+  if (!tail.empty()) {
+    overlay_bytes_ += tail.size();
+    overlay_.emplace(s + pos, std::move(tail));
+  }
+  auto lo = extents_.begin() + static_cast<ptrdiff_t>(FirstExtentEndingAfter(s));
+  auto hi = lo;
+  while (hi != extents_.end() && hi->offset < t) ++hi;
+  lo = extents_.erase(lo, hi);
+  extents_.insert(lo, fresh.begin(), fresh.end());
+  return Status::Ok();
+}
+
+Status FileContent::ChunkAll(bool final) {
+  std::vector<uint64_t> starts;
+  for (const auto& [start, bytes] : overlay_) starts.push_back(start);
+  for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, final));
+  return Status::Ok();
+}
+
+Status FileContent::Truncate(uint64_t size) {
+  if (size > kMaxFileSize) return Status(Code::kTooBig, "truncate past the largest file size");
+  dirty_ = true;
+  if (size >= size_) {
+    size_ = size;  // Growing adds a hole.
+    return Status::Ok();
+  }
+  // An extent that straddles the new end becomes dirty bytes, so every
+  // extent stays a whole chunk.
+  size_t i = FirstExtentEndingAfter(size);
+  std::string kept;
+  uint64_t kept_at = size;
+  if (i < extents_.size() && extents_[i].offset < size) {
+    kept_at = extents_[i].offset;
+    kept.resize(size - kept_at);
+    SNAPFS_ASSIGN_OR_RETURN(size_t n, Read(kept_at, kept.size(), kept.data()));
+    (void)n;
+  }
+  extents_.erase(extents_.begin() + static_cast<ptrdiff_t>(i), extents_.end());
+  // Drop dirty bytes past the new end.
+  auto it = overlay_.lower_bound(kept_at);
+  if (it != overlay_.begin() && RunEnd(std::prev(it)) > kept_at) {
+    --it;
+    overlay_bytes_ -= it->second.size() - (kept_at - it->first);
+    it->second.resize(kept_at - it->first);
+    ++it;
+  }
+  for (auto e = it; e != overlay_.end(); ++e) overlay_bytes_ -= e->second.size();
+  overlay_.erase(it, overlay_.end());
+  size_ = kept_at;
+  const uint64_t written = bytes_written_;
+  SNAPFS_RETURN_IF_ERROR(Write(kept_at, kept.data(), kept.size()));
+  bytes_written_ = written;  // Moving bytes is not writing them.
+  size_ = size;
+  return Status::Ok();
+}
+
+Status FileContent::Flush(uint64_t* stored_bytes) {
+  SNAPFS_RETURN_IF_ERROR(ChunkAll(true));
+  std::vector<ChunkId> ids = unindexed();
+  return chunks_->WaitStored(ids, stored_bytes);
+}
+
+std::vector<ChunkId> FileContent::unindexed() const {
+  return std::vector<ChunkId>(unindexed_.begin(), unindexed_.end());
+}
+
+void FileContent::MarkCommitted() {
+  unindexed_.clear();
+  dirty_ = false;
+  bytes_written_ = 0;
+}
+
+}  // namespace snapfs::store

@@ -1,0 +1,87 @@
+// FileContent: the bytes of one regular file as it is being read and written
+// through the live mount, on top of its last committed extents.
+//
+// Writes land in an in-memory overlay of dirty runs. A run is turned into
+// content-defined chunks when it grows past a threshold (a sequential dump
+// streams through in a few MiB at a time) and at Flush(). Chunking restarts
+// at the start of the first chunk the run touches and ends at the end of the
+// last one, so chunks before and after an edit keep their ids and dedup
+// survives inserts and overwrites. Chunks go to the ChunkStore, which
+// compresses and stores them on its own threads.
+//
+// Memory: the overlay holds at most `max_dirty` bytes of random writes plus
+// the unchunked tail of a sequential stream (< max chunk size) before it is
+// chunked. Not thread-safe: the caller (one per inode) serializes access.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "store/chunk_store.h"
+#include "store/chunker.h"
+#include "store/key_format.h"
+#include "store/status.h"
+
+namespace snapfs::store {
+
+class Store;
+
+struct FileContentOptions {
+  size_t stream_threshold = 4u << 20;   // Chunk a run at end of file once this big.
+  size_t max_dirty = 32u << 20;         // Chunk every run once the overlay is this big.
+};
+
+class FileContent {
+ public:
+  FileContent(ChunkStore* chunks, const Chunker* chunker, std::vector<Extent> extents,
+              uint64_t size, FileContentOptions options = {});
+
+  uint64_t size() const { return size_; }
+  // True when there are writes or truncates since the last MarkCommitted().
+  bool dirty() const { return dirty_; }
+  // Logical bytes written since the last MarkCommitted().
+  uint64_t bytes_written() const { return bytes_written_; }
+
+  // Reads up to `len` bytes at `offset` into `out` (holes read as zeros);
+  // returns the count, short at end of file. Corruption if a chunk is damaged.
+  Result<size_t> Read(uint64_t offset, size_t len, char* out);
+  Status Write(uint64_t offset, const char* data, size_t len);
+  Status Truncate(uint64_t size);
+
+  // Chunks all dirty data and waits until every new chunk is stored.
+  // Afterwards extents() is the complete content. kNoSpace when the store is
+  // full: nothing is lost, a later Flush() retries.
+  Status Flush(uint64_t* stored_bytes);
+  const std::vector<Extent>& extents() const { return extents_; }
+  // Chunk ids that may still lack an index entry (for Mutation::PutContent).
+  std::vector<ChunkId> unindexed() const;
+  // Call after the commit of extents() succeeded.
+  void MarkCommitted();
+
+ private:
+  // Chunks the run starting at `run_start`; with `final` false and the run at
+  // end of file, the bytes after the last cut stay in the overlay. Returns the
+  // start of the next run to consider.
+  Status ChunkRun(uint64_t run_start, bool final);
+  Status ChunkAll(bool final);
+  // Content bytes [from, to) from the committed extents (holes as zeros).
+  Status ReadBase(uint64_t from, uint64_t to, char* out);
+  // Index of the first extent whose end is > offset.
+  size_t FirstExtentEndingAfter(uint64_t offset) const;
+
+  ChunkStore* const chunks_;
+  const Chunker* const chunker_;
+  const FileContentOptions options_;
+  std::vector<Extent> extents_;          // Sorted, non-overlapping, whole chunks.
+  std::map<uint64_t, std::string> overlay_;  // Dirty runs by offset; non-adjacent.
+  size_t overlay_bytes_ = 0;
+  uint64_t size_ = 0;
+  bool dirty_ = false;
+  uint64_t bytes_written_ = 0;
+  std::unordered_set<ChunkId, ChunkIdHash> unindexed_;
+};
+
+}  // namespace snapfs::store

@@ -1,0 +1,159 @@
+// Every RocksDB key and value snapfs writes, encoded and decoded in one
+// place. docs/format.md describes each layout byte by byte; keep the two in
+// step (tests/store/key_format_test.cc pins the bytes).
+//
+// Decoders never trust their input: a short, long or unknown-version value is
+// a Corruption status that names the key (as hex) it came from.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/chunk_id.h"
+#include "store/codec.h"
+#include "store/status.h"
+
+namespace snapfs::store {
+
+using Generation = uint64_t;
+using Ino = uint64_t;
+
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr Ino kRootIno = 1;
+inline constexpr Generation kLatest = UINT64_MAX;   // "the newest committed"
+inline constexpr size_t kExtentsPerPage = 4096;
+inline constexpr size_t kMaxNameLength = 255;
+
+// What a generation did (docs/format.md, "Ops").
+enum class Op : uint8_t {
+  kCreate = 1, kMkdir = 2, kSymlink = 3, kMknod = 4, kLink = 5, kWrite = 6,
+  kTruncate = 7, kSetattr = 8, kUnlink = 9, kRmdir = 10, kRename = 11,
+  kInit = 12,
+};
+const char* OpName(Op op);  // "create", "write", ...; "?" for unknown.
+
+// Column family names, in the order the store opens them.
+inline constexpr const char* kCfMeta = "default";
+inline constexpr const char* kCfChunks = "chunks";
+inline constexpr const char* kCfInodes = "inodes";
+inline constexpr const char* kCfDirents = "dirents";
+inline constexpr const char* kCfExtents = "extents";
+inline constexpr const char* kCfLog = "log";
+inline constexpr const char* kCfStates = "states";
+
+struct ChunkLocation {
+  Codec codec = Codec::kRaw;
+  uint32_t raw_len = 0;
+  uint32_t stored_len = 0;
+  uint32_t pack = 0;
+  uint64_t offset = 0;
+  bool operator==(const ChunkLocation&) const = default;
+};
+
+struct InodeRecord {
+  Op op = Op::kCreate;
+  uint32_t mode = 0;  // POSIX type | permission bits.
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  uint64_t rdev = 0;
+  Generation content_gen = 0;  // 0: no extent pages.
+  uint32_t pages = 0;
+  std::string symlink;
+  bool operator==(const InodeRecord&) const = default;
+};
+
+struct DirentRecord {
+  Ino child = 0;     // 0: tombstone, the name is absent.
+  uint8_t type = 0;  // mode >> 12 of the child.
+  bool operator==(const DirentRecord&) const = default;
+};
+
+// A run of file bytes [offset, offset + length) stored as bytes
+// [chunk_offset, chunk_offset + length) of chunk `id`.
+struct Extent {
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  uint32_t chunk_offset = 0;
+  ChunkId id;
+  uint64_t end() const { return offset + length; }
+  bool operator==(const Extent&) const = default;
+};
+
+struct LogRecord {
+  int64_t time_ns = 0;
+  Op op = Op::kCreate;
+  Ino ino = 0;
+  Ino parent = 0;
+  std::string name;
+  Ino parent2 = 0;
+  std::string name2;
+  uint64_t size = 0;
+  uint64_t bytes_written = 0;
+  uint64_t bytes_stored = 0;
+  bool operator==(const LogRecord&) const = default;
+};
+
+struct StateRecord {
+  Generation first_gen = 0;  // The key; not in the value.
+  Generation last_gen = 0;
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;
+  uint64_t changes = 0;
+  uint64_t files_changed = 0;
+  uint64_t bytes_written = 0;
+  uint64_t bytes_stored = 0;
+  bool operator==(const StateRecord&) const = default;
+};
+
+namespace keys {
+std::string Chunk(const ChunkId& id);
+std::string Inode(Ino ino, Generation g);
+std::string InodePrefix(Ino ino);
+std::string Dirent(Ino parent, std::string_view name, Generation g);
+std::string DirentPrefix(Ino parent);
+// The smallest key after every version of `name` in `parent`.
+std::string DirentAfterName(Ino parent, std::string_view name);
+std::string ExtentPage(Ino ino, Generation g, uint32_t page);
+std::string Log(Generation g);
+std::string State(Generation first_gen);
+
+struct DecodedInodeKey { Ino ino; Generation gen; };
+struct DecodedDirentKey { Ino parent; std::string name; Generation gen; };
+struct DecodedExtentKey { Ino ino; Generation gen; uint32_t page; };
+Result<DecodedInodeKey> DecodeInode(std::string_view key);
+Result<DecodedDirentKey> DecodeDirent(std::string_view key);
+Result<DecodedExtentKey> DecodeExtentPage(std::string_view key);
+Result<Generation> DecodeGeneration(std::string_view key);  // log and states keys.
+Result<ChunkId> DecodeChunk(std::string_view key);
+}  // namespace keys
+
+std::string EncodeChunkLocation(const ChunkLocation& v);
+Result<ChunkLocation> DecodeChunkLocation(std::string_view value, std::string_view key);
+std::string EncodeInodeRecord(const InodeRecord& v);
+Result<InodeRecord> DecodeInodeRecord(std::string_view value, std::string_view key);
+std::string EncodeDirentRecord(const DirentRecord& v);
+Result<DirentRecord> DecodeDirentRecord(std::string_view value, std::string_view key);
+std::string EncodeLogRecord(const LogRecord& v);
+Result<LogRecord> DecodeLogRecord(std::string_view value, std::string_view key);
+std::string EncodeStateRecord(const StateRecord& v);
+Result<StateRecord> DecodeStateRecord(std::string_view value, std::string_view key);
+
+// One page of extents. `prev_end` is the end of the extent before the page
+// (0 for page 0); gaps are stored relative to it. Decoding appends to *out
+// and returns the end of the page's last extent (or prev_end if empty).
+std::string EncodeExtentPage(std::span<const Extent> extents, uint64_t prev_end);
+Result<uint64_t> DecodeExtentPage(std::string_view value, std::string_view key,
+                                  uint64_t prev_end, std::vector<Extent>* out);
+
+// Lowercase hex of arbitrary bytes, for naming keys in messages.
+std::string HexBytes(std::string_view bytes);
+
+}  // namespace snapfs::store

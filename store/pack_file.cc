@@ -1,0 +1,217 @@
+#include "store/pack_file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <algorithm>
+#include <cstring>
+
+#include <xxhash.h>
+
+namespace snapfs::store {
+namespace {
+
+constexpr char kPackMagic[8] = {'S', 'N', 'A', 'P', 'P', 'A', 'C', 'K'};
+constexpr uint32_t kPackVersion = 1;
+constexpr uint32_t kRecordMagic = 0x534E4348;  // "SNCH"
+constexpr size_t kHashedHeader = 29;
+
+void PutU32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+void PutU64(uint8_t* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (56 - 8 * i));
+}
+uint32_t GetU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+  return v;
+}
+
+Status WriteAll(int fd, const void* buf, size_t len, uint64_t off, const std::string& what) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, p, len, static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, what);
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+    off += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+
+}  // namespace
+
+std::string PackPath(const std::string& packs_dir, uint32_t pack) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "/%08u.pack", pack);
+  return packs_dir + name;
+}
+
+PackWriter::PackWriter(std::string packs_dir, uint64_t target_size)
+    : dir_(std::move(packs_dir)), target_size_(target_size) {}
+
+PackWriter::~PackWriter() {
+  for (int fd : unsynced_)
+    if (fd != fd_) ::close(fd);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<std::unique_ptr<PackWriter>> PackWriter::Open(std::string packs_dir,
+                                                     uint64_t target_size) {
+  DIR* d = ::opendir(packs_dir.c_str());
+  if (d == nullptr) return Status::FromErrno(errno, packs_dir);
+  uint32_t highest = 0;
+  while (dirent* e = ::readdir(d)) {
+    unsigned n = 0;
+    char tail[8] = {};
+    if (std::sscanf(e->d_name, "%8u.%5s", &n, tail) == 2 && std::strcmp(tail, "pack") == 0 &&
+        n > highest)
+      highest = n;
+  }
+  ::closedir(d);
+  std::unique_ptr<PackWriter> w(new PackWriter(std::move(packs_dir), target_size));
+  std::lock_guard lock(w->mu_);
+  SNAPFS_RETURN_IF_ERROR(w->StartPack(highest + 1));
+  return w;
+}
+
+Status PackWriter::StartPack(uint32_t number) {
+  std::string path = PackPath(dir_, number);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  uint8_t header[kPackHeaderSize];
+  std::memcpy(header, kPackMagic, 8);
+  PutU32(header + 8, kPackVersion);
+  PutU32(header + 12, number);
+  Status st = WriteAll(fd, header, sizeof(header), 0, path);
+  if (!st.ok()) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return st;
+  }
+  // The previous pack stays in unsynced_ (owned there) until the next Sync.
+  if (fd_ >= 0 && std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
+    ::close(fd_);
+  fd_ = fd;
+  pack_ = number;
+  end_ = kPackHeaderSize;
+  unsynced_.push_back(fd);
+  return Status::Ok();
+}
+
+Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_t raw_len,
+                                         std::string_view payload) {
+  uint8_t header[kRecordHeaderSize];
+  PutU32(header, kRecordMagic);
+  std::memcpy(header + 4, id.bytes.data(), 16);
+  header[20] = static_cast<uint8_t>(codec);
+  PutU32(header + 21, raw_len);
+  PutU32(header + 25, static_cast<uint32_t>(payload.size()));
+  PutU64(header + 29, XXH3_64bits(header, kHashedHeader));
+  PutU64(header + 37, XXH3_64bits(payload.data(), payload.size()));
+
+  std::lock_guard lock(mu_);
+  if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
+  const std::string what = PackPath(dir_, pack_);
+  Status st = WriteAll(fd_, header, sizeof(header), end_, what);
+  if (st.ok()) st = WriteAll(fd_, payload.data(), payload.size(), end_ + sizeof(header), what);
+  if (!st.ok()) {
+    // Cut off the partial record so the next append starts clean.
+    if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) { /* reported by st */ }
+    return st;
+  }
+  if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
+    unsynced_.push_back(fd_);
+  ChunkLocation loc{codec, raw_len, static_cast<uint32_t>(payload.size()), pack_, end_};
+  end_ += sizeof(header) + payload.size();
+  return loc;
+}
+
+Status PackWriter::Sync() {
+  std::lock_guard sync_lock(sync_mu_);
+  std::vector<int> fds;
+  {
+    std::lock_guard lock(mu_);
+    fds.swap(unsynced_);
+  }
+  Status result;
+  for (int fd : fds) {
+    if (::fdatasync(fd) != 0 && result.ok()) result = Status::FromErrno(errno, "fdatasync pack");
+  }
+  std::lock_guard lock(mu_);
+  for (int fd : fds) {
+    if (fd == fd_) continue;
+    ::close(fd);  // A rolled-over pack: nobody appends to it again.
+  }
+  if (!result.ok()) {
+    // Keep the current pack marked unsynced so the next Sync retries it.
+    if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
+      unsynced_.push_back(fd_);
+  }
+  return result;
+}
+
+PackReader::PackReader(std::string packs_dir) : dir_(std::move(packs_dir)) {}
+
+PackReader::~PackReader() {
+  for (auto& [pack, fd] : fds_) ::close(fd);
+}
+
+Result<int> PackReader::Fd(uint32_t pack) {
+  std::lock_guard lock(mu_);
+  auto it = fds_.find(pack);
+  if (it != fds_.end()) return it->second;
+  std::string path = PackPath(dir_, pack);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Corruption("pack file missing: " + path);
+    return Status::FromErrno(errno, path);
+  }
+  fds_.emplace(pack, fd);
+  return fd;
+}
+
+Result<std::string> PackReader::Read(const ChunkId& id, const ChunkLocation& loc) {
+  SNAPFS_ASSIGN_OR_RETURN(int fd, Fd(loc.pack));
+  const std::string where = "chunk " + id.Hex() + " (pack " + std::to_string(loc.pack) +
+                            " offset " + std::to_string(loc.offset) + ")";
+  std::string buf(kRecordHeaderSize + loc.stored_len, '\0');
+  size_t got = 0;
+  while (got < buf.size()) {
+    ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got,
+                        static_cast<off_t>(loc.offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, where);
+    }
+    if (n == 0) return Status::Corruption(where + ": pack is truncated");
+    got += static_cast<size_t>(n);
+  }
+  const uint8_t* h = reinterpret_cast<const uint8_t*>(buf.data());
+  if (GetU32(h) != kRecordMagic || GetU64(h + 29) != XXH3_64bits(h, kHashedHeader))
+    return Status::Corruption(where + ": damaged record header");
+  if (std::memcmp(h + 4, id.bytes.data(), 16) != 0)
+    return Status::Corruption(where + ": record holds another chunk");
+  if (h[20] != static_cast<uint8_t>(loc.codec) || GetU32(h + 21) != loc.raw_len ||
+      GetU32(h + 25) != loc.stored_len)
+    return Status::Corruption(where + ": record disagrees with the index");
+  std::string_view payload(buf.data() + kRecordHeaderSize, loc.stored_len);
+  if (GetU64(h + 37) != XXH3_64bits(payload.data(), payload.size()))
+    return Status::Corruption(where + ": payload checksum mismatch");
+  return std::string(payload);
+}
+
+}  // namespace snapfs::store

@@ -1,0 +1,77 @@
+// Pack files: append-only files that hold chunk payloads (docs/format.md,
+// "Pack files"). RocksDB holds only their index, so compaction never copies
+// chunk bytes and a second process can read packs while the daemon writes.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/chunk_id.h"
+#include "store/codec.h"
+#include "store/key_format.h"
+#include "store/status.h"
+
+namespace snapfs::store {
+
+inline constexpr size_t kPackHeaderSize = 16;
+inline constexpr size_t kRecordHeaderSize = 45;  // 29 fields + two 8-byte hashes.
+inline constexpr uint64_t kDefaultPackTarget = 64ull << 20;
+
+// "packs/00000042.pack" under `packs_dir`.
+std::string PackPath(const std::string& packs_dir, uint32_t pack);
+
+// Appends chunk records to the current pack and starts a new pack when it
+// passes `target_size`. Thread-safe: appends are serialized by a mutex, and
+// callers compress before calling, so only the write is under the lock.
+class PackWriter {
+ public:
+  // Opens a new pack numbered one past the highest in `packs_dir`.
+  static Result<std::unique_ptr<PackWriter>> Open(std::string packs_dir,
+                                                  uint64_t target_size = kDefaultPackTarget);
+  ~PackWriter();
+
+  // Appends one record. On failure (ENOSPC: kNoSpace) the pack is cut back to
+  // where it was, so a later append succeeds once there is room again.
+  Result<ChunkLocation> Append(const ChunkId& id, Codec codec, uint32_t raw_len,
+                               std::string_view payload);
+  // fdatasync every pack appended to since the last Sync; returns once they
+  // are durable. Concurrent callers share one sync.
+  Status Sync();
+
+ private:
+  PackWriter(std::string packs_dir, uint64_t target_size);
+  Status StartPack(uint32_t number);  // mu_ held.
+
+  const std::string dir_;
+  const uint64_t target_size_;
+  std::mutex mu_;
+  int fd_ = -1;
+  uint32_t pack_ = 0;
+  uint64_t end_ = 0;
+  std::vector<int> unsynced_;  // fds appended to since the last sync; we own them.
+  std::mutex sync_mu_;
+};
+
+// Reads and verifies records. Keeps one read-only fd per pack. Thread-safe.
+class PackReader {
+ public:
+  explicit PackReader(std::string packs_dir);
+  ~PackReader();
+  // The verified payload of the record at `loc`, which must hold chunk `id`.
+  // Corruption names the chunk, pack and offset when the header, its hash,
+  // the id or the payload hash do not match.
+  Result<std::string> Read(const ChunkId& id, const ChunkLocation& loc);
+
+ private:
+  Result<int> Fd(uint32_t pack);
+  const std::string dir_;
+  std::mutex mu_;
+  std::map<uint32_t, int> fds_;
+};
+
+}  // namespace snapfs::store
