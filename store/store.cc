@@ -484,6 +484,12 @@ Status Store::ListStates(Generation from, const std::function<bool(const State&)
   return FromRocks(it->status(), "read states");
 }
 
+Status Store::Sync() {
+  if (options_.read_only) return Status::Ok();
+  SNAPFS_RETURN_IF_ERROR(chunks_->SyncPacks());
+  return FromRocks(db_->SyncWAL(), "sync the store's log");
+}
+
 Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions& options) {
   if (options_.read_only) return Status::ReadOnly("store opened read-only");
   rocksdb::WriteBatch batch;

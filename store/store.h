@@ -75,6 +75,9 @@ class Mutation {
     dirents_[{parent, std::move(name)}] = rec;
   }
   bool empty() const { return inodes_.empty() && dirents_.empty(); }
+  // The record put for `ino`; after Commit() its content_gen and pages are
+  // filled in. `ino` must have been put.
+  const InodeRecord& inode(Ino ino) const { return inodes_.at(ino); }
   const std::vector<ChunkId>& unindexed() const { return unindexed_; }
 
  private:
@@ -144,9 +147,13 @@ class Store {
   // --- Writing (read-write stores only) --------------------------------
   // A fresh inode number, never handed out before.
   Ino AllocateIno() { return next_ino_.fetch_add(1); }
+  // Inode numbers handed out so far, plus one (root is 1).
+  Ino next_ino() const { return next_ino_.load(); }
   // Writes `m` as one new generation described by `log` (its time_ns is set
   // here). Returns the generation. On failure nothing of `m` is visible.
   Result<Generation> Commit(Mutation& m, LogRecord log, const CommitOptions& options);
+  // Makes every generation committed so far durable (packs and log).
+  Status Sync();
   // Time of the newest generation.
   int64_t latest_time_ns() const { return last_time_ns_.load(); }
 
