@@ -10,6 +10,7 @@
 #include <map>
 
 #include "fs/log.h"
+#include "fs/snapshot_dir.h"
 
 namespace snapfs::fs {
 
@@ -65,7 +66,19 @@ Status NotADir(Ino ino) { return Status(Code::kNotDir, "inode " + std::to_string
 
 }  // namespace
 
-Vfs::Vfs(store::Store* store, VfsOptions options) : store_(store), options_(options) {}
+Vfs::Vfs(store::Store* store, VfsOptions options) : store_(store), options_(options) {
+  if (options_.snapfs_dir && !options_.read_only) snap_ = std::make_unique<SnapshotDir>(store);
+}
+
+bool Vfs::IsSnapfs(Ino ino) const { return snap_ && SnapshotDir::IsVirtual(ino); }
+bool Vfs::IsSnapfsHandle(FileHandle fh) const { return snap_ && SnapshotDir::IsViewHandle(fh); }
+bool Vfs::IsSnapfsName(Ino parent, std::string_view name) const {
+  return snap_ && parent == store::kRootIno && name == SnapshotDir::kName;
+}
+
+namespace {
+Status SnapfsReadOnly() { return Status::ReadOnly(".snapfs is read-only"); }
+}  // namespace
 
 Vfs::~Vfs() {
   Status st = Shutdown();
@@ -173,6 +186,8 @@ Result<Vfs::InodePtr> Vfs::LookupChild(Ino parent, std::string_view name) {
 }
 
 Result<Attr> Vfs::Lookup(Ino parent, std::string_view name) {
+  if (IsSnapfs(parent)) return snap_->Lookup(parent, name);
+  if (IsSnapfsName(parent, name)) return snap_->RootAttr();
   if (name.size() > store::kMaxNameLength)
     return Status(Code::kNameTooLong, "name longer than 255 bytes");
   SNAPFS_ASSIGN_OR_RETURN(InodePtr p, GetInode(parent));
@@ -188,6 +203,7 @@ Result<Attr> Vfs::Lookup(Ino parent, std::string_view name) {
 }
 
 void Vfs::Forget(Ino ino, uint64_t count) {
+  if (IsSnapfs(ino)) return snap_->Forget(ino, count);
   InodePtr inode;
   {
     std::lock_guard lock(table_mu_);
@@ -200,12 +216,14 @@ void Vfs::Forget(Ino ino, uint64_t count) {
 }
 
 Result<Attr> Vfs::GetAttr(Ino ino) {
+  if (IsSnapfs(ino)) return snap_->GetAttr(ino);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
   std::lock_guard ilock(inode->mu);
   return ToAttr(*inode);
 }
 
 Result<Attr> Vfs::SetAttr(Ino ino, const SetAttrRequest& req) {
+  if (IsSnapfs(ino)) return SnapfsReadOnly();
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
   std::lock_guard ilock(inode->mu);
@@ -252,6 +270,8 @@ Result<Attr> Vfs::SetAttr(Ino ino, const SetAttrRequest& req) {
 
 Result<Attr> Vfs::MakeNode(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
                            std::string_view target, const Caller& caller, Op op) {
+  if (IsSnapfs(parent)) return SnapfsReadOnly();
+  if (IsSnapfsName(parent, name)) return Status::Exists(".snapfs is reserved");
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_RETURN_IF_ERROR(CheckName(name));
   std::lock_guard ns(ns_mu_);
@@ -330,6 +350,7 @@ Result<Attr> Vfs::Symlink(Ino parent, std::string_view name, std::string_view ta
 }
 
 Result<std::string> Vfs::Readlink(Ino ino) {
+  if (IsSnapfs(ino)) return snap_->Readlink(ino);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
   std::lock_guard ilock(inode->mu);
   if (!S_ISLNK(inode->rec.mode)) return Status::Invalid("not a symlink");
@@ -353,6 +374,7 @@ class MultiLock {
 }  // namespace
 
 Status Vfs::RemoveEntry(Ino parent, std::string_view name, bool dir) {
+  if (IsSnapfs(parent) || IsSnapfsName(parent, name)) return SnapfsReadOnly();
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_RETURN_IF_ERROR(CheckName(name));
   std::lock_guard ns(ns_mu_);
@@ -417,6 +439,9 @@ Result<bool> Vfs::IsAncestor(Ino ancestor, Ino dir) {
 
 Status Vfs::Rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
                    unsigned flags) {
+  if (IsSnapfs(parent) || IsSnapfs(new_parent) || IsSnapfsName(parent, name) ||
+      IsSnapfsName(new_parent, new_name))
+    return SnapfsReadOnly();
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_RETURN_IF_ERROR(CheckName(name));
   SNAPFS_RETURN_IF_ERROR(CheckName(new_name));
@@ -510,6 +535,8 @@ Status Vfs::Rename(Ino parent, std::string_view name, Ino new_parent, std::strin
 }
 
 Result<Attr> Vfs::Link(Ino ino, Ino new_parent, std::string_view new_name) {
+  if (IsSnapfs(ino) || IsSnapfs(new_parent)) return SnapfsReadOnly();
+  if (IsSnapfsName(new_parent, new_name)) return Status::Exists(".snapfs is reserved");
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_RETURN_IF_ERROR(CheckName(new_name));
   std::lock_guard ns(ns_mu_);
@@ -552,6 +579,7 @@ Result<Attr> Vfs::Link(Ino ino, Ino new_parent, std::string_view new_name) {
 // --- Files -----------------------------------------------------------------
 
 Result<FileHandle> Vfs::Open(Ino ino, int flags) {
+  if (IsSnapfs(ino)) return snap_->Open(ino, flags);
   const bool writing = (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
   if (writing) SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
@@ -600,6 +628,7 @@ auto* FindHandle(std::mutex& mu, Map& map, FileHandle fh) {
 }  // namespace
 
 Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) {
+  if (IsSnapfsHandle(fh)) return snap_->Read(fh, offset, len, out);
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
   Inode& inode = *of->inode;
@@ -614,6 +643,7 @@ Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) 
 }
 
 Result<size_t> Vfs::Write(FileHandle fh, uint64_t offset, const char* data, size_t len) {
+  if (IsSnapfsHandle(fh)) return SnapfsReadOnly();
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
@@ -628,6 +658,7 @@ Result<size_t> Vfs::Write(FileHandle fh, uint64_t offset, const char* data, size
 }
 
 Status Vfs::Flush(FileHandle fh) {
+  if (IsSnapfsHandle(fh)) return Status::Ok();
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
   std::lock_guard ilock(of->inode->mu);
@@ -635,6 +666,7 @@ Status Vfs::Flush(FileHandle fh) {
 }
 
 Status Vfs::Fsync(FileHandle fh, bool /*datasync*/) {
+  if (IsSnapfsHandle(fh)) return Status::Ok();
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
   std::lock_guard ilock(of->inode->mu);
@@ -642,6 +674,7 @@ Status Vfs::Fsync(FileHandle fh, bool /*datasync*/) {
 }
 
 Status Vfs::Release(FileHandle fh) {
+  if (IsSnapfsHandle(fh)) return snap_->Release(fh);
   std::unique_ptr<OpenFile> of;
   {
     std::lock_guard lock(handles_mu_);
@@ -664,6 +697,7 @@ Status Vfs::Release(FileHandle fh) {
 }
 
 Status Vfs::Fallocate(FileHandle fh, int mode, uint64_t offset, uint64_t len) {
+  if (IsSnapfsHandle(fh)) return SnapfsReadOnly();
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   if (mode != 0) return Status::Unsupported("fallocate mode");
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
@@ -681,6 +715,7 @@ Status Vfs::Fallocate(FileHandle fh, int mode, uint64_t offset, uint64_t len) {
 // --- Directories -----------------------------------------------------------
 
 Result<FileHandle> Vfs::OpenDir(Ino ino) {
+  if (IsSnapfs(ino)) return snap_->OpenDir(ino);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
   if (!IsDir(inode->rec)) return NotADir(ino);
   auto od = std::make_unique<OpenDirectory>();
@@ -704,6 +739,7 @@ Result<FileHandle> Vfs::OpenDir(Ino ino) {
 }
 
 const std::vector<DirEntry>& Vfs::DirEntries(FileHandle fh) const {
+  if (IsSnapfsHandle(fh)) return snap_->DirEntries(fh);
   static const std::vector<DirEntry> kNone;
   std::lock_guard lock(handles_mu_);
   auto it = dirs_.find(fh);
@@ -711,6 +747,7 @@ const std::vector<DirEntry>& Vfs::DirEntries(FileHandle fh) const {
 }
 
 void Vfs::ReleaseDir(FileHandle fh) {
+  if (IsSnapfsHandle(fh)) return snap_->ReleaseDir(fh);
   std::lock_guard lock(handles_mu_);
   dirs_.erase(fh);
 }

@@ -100,7 +100,12 @@ struct VfsOptions {
   Generation at = store::kLatest;  // Which tree to show.
   bool read_only = false;          // Must be true when `at` is not kLatest.
   uint32_t blksize = 65536;        // st_blksize reported for files.
+  // Serve the hidden .snapfs folder in the root (fs/snapshot_dir.h): only
+  // for the live view.
+  bool snapfs_dir = false;
 };
+
+class SnapshotDir;
 
 class Vfs {
  public:
@@ -183,8 +188,14 @@ class Vfs {
                             int64_t activity_start_ns = 0);
   Result<bool> IsAncestor(Ino ancestor, Ino dir);
 
+  // The .snapfs folder: any inode or handle it tags goes there.
+  bool IsSnapfs(Ino ino) const;
+  bool IsSnapfsHandle(FileHandle fh) const;
+  bool IsSnapfsName(Ino parent, std::string_view name) const;
+
   store::Store* const store_;
   const VfsOptions options_;
+  std::unique_ptr<SnapshotDir> snap_;
   std::mutex ns_mu_;  // Serializes namespace changes (create, unlink, rename, ...).
   std::mutex table_mu_;
   std::unordered_map<Ino, InodePtr> inodes_;

@@ -47,13 +47,15 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw)
     return PutResult::kStored;
   }
   std::unique_lock lock(mu_);
-  if (pending_.count(id)) {  // Another thread queued it meanwhile.
-    counters_.chunks_dup++;
-    return PutResult::kPending;
-  }
   done_cv_.wait(lock, [&] {
     return queued_bytes_ < options_.max_queued_bytes || stopping_;
   });
+  // Checked after the wait, which releases mu_: another thread may have
+  // queued the chunk since the lookup or while we waited.
+  if (pending_.count(id)) {
+    counters_.chunks_dup++;
+    return PutResult::kPending;
+  }
   auto p = std::make_shared<Pending>();
   p->raw = raw;
   p->busy = true;

@@ -57,6 +57,9 @@ class Reader {
     return v;
   }
   int64_t I64() { return static_cast<int64_t>(U64()); }
+  // Only the shortest form is accepted (a last byte of 0 after others is
+  // padding no writer emits): then one bit flip in a continuation bit cannot
+  // re-align the fields that follow into another valid value.
   uint64_t Varint() {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -64,7 +67,10 @@ class Reader {
       if (!ok_) return 0;
       if (shift == 63 && b > 1) break;  // Overflows 64 bits.
       v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return v;
+      if ((b & 0x80) == 0) {
+        if (b == 0 && shift > 0) break;  // Not the shortest form.
+        return v;
+      }
     }
     ok_ = false;
     return 0;

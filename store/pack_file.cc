@@ -51,6 +51,22 @@ Status WriteAll(int fd, const void* buf, size_t len, uint64_t off, const std::st
   return Status::Ok();
 }
 
+// Reads exactly `len` bytes at `off`; end of file first is Corruption.
+Status ReadAll(int fd, void* buf, size_t len, uint64_t off, const std::string& what) {
+  char* p = static_cast<char*>(buf);
+  while (len > 0) {
+    ssize_t n = ::pread(fd, p, len, static_cast<off_t>(off));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, what);
+    }
+    if (n == 0) return Status::Corruption(what + ": pack is truncated");
+    p += n;
+    len -= static_cast<size_t>(n);
+    off += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -102,9 +118,11 @@ Status PackWriter::StartPack(uint32_t number) {
     ::unlink(path.c_str());
     return st;
   }
-  // The previous pack stays in unsynced_ (owned there) until the next Sync.
+  // The previous pack joins unsynced_, which owns it, even if it was synced
+  // already: a Sync() in progress may be using its fd right now. The next
+  // Sync() syncs and closes it.
   if (fd_ >= 0 && std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
-    ::close(fd_);
+    unsynced_.push_back(fd_);
   fd_ = fd;
   pack_ = number;
   end_ = kPackHeaderSize;
@@ -148,19 +166,26 @@ Status PackWriter::Sync() {
     fds.swap(unsynced_);
   }
   Status result;
+  std::vector<int> failed;
   for (int fd : fds) {
-    if (::fdatasync(fd) != 0 && result.ok()) result = Status::FromErrno(errno, "fdatasync pack");
+    if (::fdatasync(fd) != 0) {
+      if (result.ok()) result = Status::FromErrno(errno, "fdatasync pack");
+      failed.push_back(fd);
+    }
   }
   std::lock_guard lock(mu_);
   for (int fd : fds) {
-    if (fd == fd_) continue;
+    // Appended to or rolled over while we synced: unsynced_ owns it again.
+    if (fd == fd_ || std::find(unsynced_.begin(), unsynced_.end(), fd) != unsynced_.end())
+      continue;
+    if (std::find(failed.begin(), failed.end(), fd) != failed.end()) {
+      unsynced_.push_back(fd);  // The next Sync retries it.
+      continue;
+    }
     ::close(fd);  // A rolled-over pack: nobody appends to it again.
   }
-  if (!result.ok()) {
-    // Keep the current pack marked unsynced so the next Sync retries it.
-    if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
-      unsynced_.push_back(fd_);
-  }
+  if (!result.ok() && std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
+    unsynced_.push_back(fd_);  // Keep the current pack marked unsynced too.
   return result;
 }
 
@@ -188,19 +213,11 @@ Result<std::string> PackReader::Read(const ChunkId& id, const ChunkLocation& loc
   SNAPFS_ASSIGN_OR_RETURN(int fd, Fd(loc.pack));
   const std::string where = "chunk " + id.Hex() + " (pack " + std::to_string(loc.pack) +
                             " offset " + std::to_string(loc.offset) + ")";
-  std::string buf(kRecordHeaderSize + loc.stored_len, '\0');
-  size_t got = 0;
-  while (got < buf.size()) {
-    ssize_t n = ::pread(fd, buf.data() + got, buf.size() - got,
-                        static_cast<off_t>(loc.offset + got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(errno, where);
-    }
-    if (n == 0) return Status::Corruption(where + ": pack is truncated");
-    got += static_cast<size_t>(n);
-  }
-  const uint8_t* h = reinterpret_cast<const uint8_t*>(buf.data());
+  // The header first: the payload buffer is sized only once a record whose
+  // header hash checks out agrees with the index, so a damaged index entry
+  // cannot make us allocate and read up to 4 GiB.
+  uint8_t h[kRecordHeaderSize];
+  SNAPFS_RETURN_IF_ERROR(ReadAll(fd, h, sizeof(h), loc.offset, where));
   if (GetU32(h) != kRecordMagic || GetU64(h + 29) != XXH3_64bits(h, kHashedHeader))
     return Status::Corruption(where + ": damaged record header");
   if (std::memcmp(h + 4, id.bytes.data(), 16) != 0)
@@ -208,10 +225,12 @@ Result<std::string> PackReader::Read(const ChunkId& id, const ChunkLocation& loc
   if (h[20] != static_cast<uint8_t>(loc.codec) || GetU32(h + 21) != loc.raw_len ||
       GetU32(h + 25) != loc.stored_len)
     return Status::Corruption(where + ": record disagrees with the index");
-  std::string_view payload(buf.data() + kRecordHeaderSize, loc.stored_len);
+  std::string payload(loc.stored_len, '\0');
+  SNAPFS_RETURN_IF_ERROR(
+      ReadAll(fd, payload.data(), payload.size(), loc.offset + kRecordHeaderSize, where));
   if (GetU64(h + 37) != XXH3_64bits(payload.data(), payload.size()))
     return Status::Corruption(where + ": payload checksum mismatch");
-  return std::string(payload);
+  return payload;
 }
 
 }  // namespace snapfs::store

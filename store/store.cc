@@ -492,6 +492,15 @@ Status Store::Sync() {
 
 Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions& options) {
   if (options_.read_only) return Status::ReadOnly("store opened read-only");
+  // A name the dirent key cannot hold (docs/format.md: no NUL; no '/'; not
+  // empty) would decode as Corruption and make its whole directory unlistable.
+  for (const auto& [key, rec] : m.dirents_) {
+    const std::string& name = key.second;
+    if (name.empty() || name.find('\0') != std::string::npos ||
+        name.find('/') != std::string::npos)
+      return Status::Invalid("directory " + std::to_string(key.first) + ": name '" +
+                             HexBytes(name) + "' (hex) cannot be stored");
+  }
   rocksdb::WriteBatch batch;
   // Index entries first (no generation in them); this may sync the packs.
   SNAPFS_RETURN_IF_ERROR(chunks_->AddIndexEntries(m.unindexed_, &batch));

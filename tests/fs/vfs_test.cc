@@ -1,0 +1,846 @@
+// The Vfs without FUSE: POSIX behaviour as a real disk shows it, exactly one
+// generation per change, and no change ever altering an earlier generation.
+#include "fs/vfs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tests/fs/vfs_test_util.h"
+
+namespace snapfs::fs::testing {
+namespace {
+
+class VfsTest : public VfsTestBase {};
+
+// --- File content ------------------------------------------------------------
+
+TEST_F(VfsTest, WrittenBytesReadBackBeforeAndAfterFlush) {
+  const std::string data = SeededBytes(300'000, 1);  // Several chunks.
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  ASSERT_OK_AND_ASSIGN(size_t n, vfs_->Write(c.fh, 0, data.data(), data.size()));
+  EXPECT_EQ(n, data.size());
+  ASSERT_OK_AND_ASSIGN(std::string before, ReadHandle(*vfs_, c.fh));
+  EXPECT_TRUE(before == data);
+  ASSERT_OK(vfs_->Flush(c.fh));
+  ASSERT_OK_AND_ASSIGN(std::string after, ReadHandle(*vfs_, c.fh));
+  EXPECT_TRUE(after == data);
+  ASSERT_OK(vfs_->Release(c.fh));
+  ASSERT_OK_AND_ASSIGN(std::string reopened, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_TRUE(reopened == data);
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(c.attr.ino));
+  EXPECT_EQ(a.size, data.size());
+}
+
+TEST_F(VfsTest, WritesAtRandomOffsetsMatchAModel) {
+  std::mt19937_64 rng(7);
+  std::string model;
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  for (int i = 0; i < 300; ++i) {
+    const uint64_t offset = rng() % (3u << 20);  // Often past the end: a hole.
+    const size_t len = 1 + rng() % 70'000;
+    const std::string bytes = SeededBytes(len, 1000 + i);
+    ASSERT_OK(vfs_->Write(c.fh, offset, bytes.data(), len));
+    if (model.size() < offset + len) model.resize(offset + len, '\0');
+    model.replace(offset, len, bytes);
+    if (i % 37 == 0) {
+      ASSERT_OK(vfs_->Flush(c.fh));
+      ASSERT_OK_AND_ASSIGN(std::string got, ReadHandle(*vfs_, c.fh));
+      ASSERT_TRUE(got == model) << "after write " << i;
+    }
+  }
+  ASSERT_OK(vfs_->Release(c.fh));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_TRUE(got == model);
+}
+
+TEST_F(VfsTest, WritePastTheEndLeavesAHoleOfZeros) {
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "head"));
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_WRONLY));
+  ASSERT_OK(vfs_->Write(fh, 100'000, "tail", 4));
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, ino));
+  std::string want = "head" + std::string(100'000 - 4, '\0') + "tail";
+  EXPECT_TRUE(got == want);
+}
+
+TEST_F(VfsTest, SparseFileBeyond4GiBReadsBack) {
+  constexpr uint64_t kFar = 5ull << 30;
+  const std::string data = SeededBytes(100'000, 2);
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "big", 0644, O_RDWR, kUser));
+  ASSERT_OK(vfs_->Write(c.fh, kFar, data.data(), data.size()));
+  ASSERT_OK(vfs_->Write(c.fh, 4ull << 30, "x", 1));  // Right at the 32-bit boundary.
+  ASSERT_OK(vfs_->Release(c.fh));
+
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(c.attr.ino));
+  EXPECT_EQ(a.size, kFar + data.size());
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(c.attr.ino, O_RDONLY));
+  std::string buf(data.size() + 10, '?');
+  ASSERT_OK_AND_ASSIGN(size_t n, vfs_->Read(fh, kFar, buf.size(), buf.data()));
+  EXPECT_EQ(n, data.size());
+  EXPECT_TRUE(buf.substr(0, n) == data);
+  ASSERT_OK_AND_ASSIGN(n, vfs_->Read(fh, (4ull << 30) - 2, 4, buf.data()));
+  EXPECT_EQ(std::string(buf.data(), n), std::string("\0\0x\0", 4));
+  ASSERT_OK_AND_ASSIGN(n, vfs_->Read(fh, 3ull << 30, 8, buf.data()));
+  EXPECT_EQ(std::string(buf.data(), n), std::string(8, '\0'));
+  ASSERT_OK_AND_ASSIGN(n, vfs_->Read(fh, kFar + data.size(), 8, buf.data()));
+  EXPECT_EQ(n, 0u);
+  ASSERT_OK(vfs_->Release(fh));
+}
+
+TEST_F(VfsTest, OpenWithTruncEmptiesTheFileAndRecordsAGeneration) {
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "old bytes"));
+  const Generation before = latest();
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_WRONLY | O_TRUNC));
+  EXPECT_EQ(latest(), before + 1);
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(ino));
+  EXPECT_EQ(a.size, 0u);
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_OK_AND_ASSIGN(std::string now, ReadFile(*vfs_, ino));
+  EXPECT_EQ(now, "");
+  ASSERT_OK_AND_ASSIGN(std::string then, ReadFile(*PastAt(before), ino));
+  EXPECT_EQ(then, "old bytes");
+}
+
+TEST_F(VfsTest, TruncateBySetAttrShrinksAndGrowsWithZeros) {
+  const std::string data = SeededBytes(200'000, 3);
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", data));
+  SetAttrRequest shrink;
+  shrink.size = 70'000;  // Inside a chunk.
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->SetAttr(ino, shrink));
+  EXPECT_EQ(a.size, 70'000u);
+  SetAttrRequest grow;
+  grow.size = 150'000;
+  ASSERT_OK_AND_ASSIGN(a, vfs_->SetAttr(ino, grow));
+  EXPECT_EQ(a.size, 150'000u);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, ino));
+  EXPECT_TRUE(got == data.substr(0, 70'000) + std::string(80'000, '\0'));
+}
+
+TEST_F(VfsTest, TruncateOfAnOpenFileWithUnflushedWritesKeepsTheWrites) {
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  ASSERT_OK(vfs_->Write(c.fh, 0, "0123456789", 10));
+  SetAttrRequest shrink;
+  shrink.size = 4;
+  ASSERT_OK(vfs_->SetAttr(c.attr.ino, shrink));
+  ASSERT_OK(vfs_->Write(c.fh, 6, "ab", 2));
+  ASSERT_OK(vfs_->Release(c.fh));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_EQ(got, std::string("0123\0\0ab", 8));
+}
+
+TEST_F(VfsTest, FallocateGrowsTheFileWithZeros) {
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  ASSERT_OK(vfs_->Write(c.fh, 0, "abc", 3));
+  ASSERT_OK(vfs_->Fallocate(c.fh, 0, 0, 10));
+  ASSERT_OK(vfs_->Fallocate(c.fh, 0, 0, 5));  // Never shrinks.
+  EXPECT_CODE(vfs_->Fallocate(c.fh, 1 /* FALLOC_FL_KEEP_SIZE */, 0, 20), Code::kUnsupported);
+  ASSERT_OK(vfs_->Release(c.fh));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_EQ(got, std::string("abc\0\0\0\0\0\0\0", 10));
+}
+
+TEST_F(VfsTest, ChmodKeepsTheFileType) {
+  ASSERT_OK_AND_ASSIGN(Ino file, WriteFile(*vfs_, kRootIno, "f", "x"));
+  ASSERT_OK_AND_ASSIGN(Attr dir, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  SetAttrRequest chmod;
+  chmod.mode = S_IFDIR | 04600;  // Type bits in a request are ignored.
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->SetAttr(file, chmod));
+  EXPECT_EQ(a.mode, S_IFREG | 04600u);
+  chmod.mode = 01777;
+  ASSERT_OK_AND_ASSIGN(a, vfs_->SetAttr(dir.ino, chmod));
+  EXPECT_EQ(a.mode, S_IFDIR | 01777u);
+  ASSERT_OK_AND_ASSIGN(a, Stat(*vfs_, kRootIno, "f"));
+  EXPECT_EQ(a.mode, S_IFREG | 04600u);
+}
+
+TEST_F(VfsTest, ChownAndUtimensAreKept) {
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "x"));
+  SetAttrRequest req;
+  req.uid = 7;
+  req.gid = 8;
+  req.atime_ns = 1'000'000'001;
+  req.mtime_ns = 2'000'000'002;
+  ASSERT_OK(vfs_->SetAttr(ino, req));
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(ino));
+  EXPECT_EQ(a.uid, 7u);
+  EXPECT_EQ(a.gid, 8u);
+  EXPECT_EQ(a.atime_ns, 1'000'000'001);
+  EXPECT_EQ(a.mtime_ns, 2'000'000'002);
+}
+
+TEST_F(VfsTest, UnlinkedOpenFileStaysReadableAndWritable) {
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  ASSERT_OK(vfs_->Write(c.fh, 0, "before", 6));
+  ASSERT_OK(vfs_->Flush(c.fh));
+  ASSERT_OK(vfs_->Unlink(kRootIno, "f"));
+  vfs_->Forget(c.attr.ino, 1);  // The kernel drops the name's reference.
+  EXPECT_CODE(vfs_->Lookup(kRootIno, "f"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadHandle(*vfs_, c.fh));
+  EXPECT_EQ(got, "before");
+  ASSERT_OK(vfs_->Write(c.fh, 6, " after", 6));
+  ASSERT_OK(vfs_->Flush(c.fh));
+  ASSERT_OK_AND_ASSIGN(got, ReadHandle(*vfs_, c.fh));
+  EXPECT_EQ(got, "before after");
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(c.attr.ino));
+  EXPECT_EQ(a.nlink, 0u);
+  ASSERT_OK(vfs_->Release(c.fh));
+}
+
+TEST_F(VfsTest, BadFileHandlesFailWithInvalid) {
+  char buf[4];
+  EXPECT_CODE(vfs_->Read(99, 0, 4, buf), Code::kInvalid);
+  EXPECT_CODE(vfs_->Write(99, 0, "x", 1), Code::kInvalid);
+  EXPECT_CODE(vfs_->Flush(99), Code::kInvalid);
+  EXPECT_CODE(vfs_->Release(99), Code::kInvalid);
+  EXPECT_TRUE(vfs_->DirEntries(99).empty());
+}
+
+TEST_F(VfsTest, OpenOfADirectoryFailsWithIsDir) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  EXPECT_CODE(vfs_->Open(d.ino, O_RDONLY), Code::kIsDir);
+}
+
+// --- Generations and history -------------------------------------------------
+
+TEST_F(VfsTest, EveryNamespaceChangeMakesExactlyOneGeneration) {
+  Generation g = latest();
+  auto one_more = [&](const Status& st, const char* what) {
+    EXPECT_TRUE(st.ok()) << what << ": " << st.ToString();
+    EXPECT_EQ(latest(), g + 1) << what;
+    g = latest();
+  };
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  one_more(Status::Ok(), "mkdir");
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(d.ino, "f", 0644, O_WRONLY, kUser));
+  one_more(Status::Ok(), "create");
+  ASSERT_OK(vfs_->Release(c.fh));
+  EXPECT_EQ(latest(), g);  // Nothing was written.
+  one_more(vfs_->Symlink(d.ino, "l", "f", kUser).status(), "symlink");
+  one_more(vfs_->Mknod(d.ino, "p", S_IFIFO | 0600, 0, kUser).status(), "mknod");
+  one_more(vfs_->Link(c.attr.ino, kRootIno, "hard").status(), "link");
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  one_more(vfs_->SetAttr(c.attr.ino, chmod).status(), "chmod");
+  SetAttrRequest truncate;
+  truncate.size = 10;
+  one_more(vfs_->SetAttr(c.attr.ino, truncate).status(), "truncate");
+  SetAttrRequest touch;
+  touch.mtime_ns = SetAttrRequest::kNow;
+  one_more(vfs_->SetAttr(c.attr.ino, touch).status(), "utimens");
+  one_more(vfs_->Rename(d.ino, "f", kRootIno, "g", 0), "rename");
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "victim", ""));
+  g = latest();
+  one_more(vfs_->Rename(kRootIno, "g", kRootIno, "victim", 0), "rename over a file");
+  one_more(vfs_->Unlink(d.ino, "l"), "unlink");
+  one_more(vfs_->Unlink(d.ino, "p"), "unlink fifo");
+  one_more(vfs_->Rmdir(kRootIno, "d"), "rmdir");
+}
+
+TEST_F(VfsTest, WrittenContentMakesOneGenerationAtFlush) {
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  const Generation created = latest();
+  ASSERT_OK(vfs_->Write(c.fh, 0, "abc", 3));
+  ASSERT_OK(vfs_->Write(c.fh, 3, "def", 3));
+  EXPECT_EQ(latest(), created);
+  ASSERT_OK(vfs_->Flush(c.fh));
+  EXPECT_EQ(latest(), created + 1);
+  ASSERT_OK(vfs_->Flush(c.fh));  // Nothing new: no generation.
+  ASSERT_OK(vfs_->Fsync(c.fh, false));
+  EXPECT_EQ(latest(), created + 1);
+  ASSERT_OK(vfs_->Write(c.fh, 0, "x", 1));
+  ASSERT_OK(vfs_->Fsync(c.fh, true));
+  EXPECT_EQ(latest(), created + 2);
+  ASSERT_OK(vfs_->Write(c.fh, 1, "y", 1));
+  ASSERT_OK(vfs_->Release(c.fh));  // The last close commits what is left.
+  EXPECT_EQ(latest(), created + 3);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*PastAt(created + 1), c.attr.ino));
+  EXPECT_EQ(got, "abcdef");
+  ASSERT_OK_AND_ASSIGN(got, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_EQ(got, "xycdef");
+}
+
+TEST_F(VfsTest, TimesSetWhileDirtyAreFoldedIntoTheContentVersion) {
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  const Generation created = latest();
+  ASSERT_OK(vfs_->Write(c.fh, 0, "abc", 3));
+  SetAttrRequest touch;
+  touch.mtime_ns = 5'000'000'000;
+  ASSERT_OK(vfs_->SetAttr(c.attr.ino, touch));
+  EXPECT_EQ(latest(), created);
+  ASSERT_OK(vfs_->Release(c.fh));
+  EXPECT_EQ(latest(), created + 1);
+  ASSERT_OK_AND_ASSIGN(Attr a, PastAt(created + 1)->GetAttr(c.attr.ino));
+  EXPECT_EQ(a.mtime_ns, 5'000'000'000);
+}
+
+TEST_F(VfsTest, ReadsAndFailedCallsMakeNoGeneration) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", "data"));
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK(WriteFile(*vfs_, d.ino, "inner", ""));
+  const Generation g = latest();
+  EXPECT_OK(Stat(*vfs_, kRootIno, "f"));
+  EXPECT_OK(vfs_->GetAttr(f));
+  EXPECT_OK(ReadFile(*vfs_, f));
+  EXPECT_OK(List(*vfs_, kRootIno));
+  EXPECT_OK(vfs_->StatFs());
+  EXPECT_OK(vfs_->FsyncDir());
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, "f", 0755, kUser), Code::kExists);
+  EXPECT_CODE(vfs_->Rmdir(kRootIno, "d"), Code::kNotEmpty);
+  EXPECT_CODE(vfs_->Unlink(kRootIno, "missing"), Code::kNotFound);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "f", kRootIno, "d", 0), Code::kIsDir);
+  EXPECT_CODE(vfs_->Link(d.ino, kRootIno, "d2"), Code::kPermission);
+  EXPECT_EQ(latest(), g);
+}
+
+// The heart of snapfs: after each step of building a tree, note the
+// generation and what the tree looked like; after `rm -rf` of all of it, a
+// view at each noted generation shows exactly what was noted.
+TEST_F(VfsTest, RemovingATreeKeepsEveryEarlierGeneration) {
+  std::vector<std::pair<Generation, std::map<std::string, std::string>>> seen;
+  Generation last = latest();
+  auto note = [&](const char* step, Generation expected_new) {
+    SCOPED_TRACE(step);
+    EXPECT_EQ(latest(), last + expected_new);
+    last = latest();
+    ASSERT_OK_AND_ASSIGN(auto tree, DescribeTree(*vfs_));
+    seen.emplace_back(latest(), std::move(tree));
+  };
+  ASSERT_NO_FATAL_FAILURE(note("empty", 0));
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->Mkdir(kRootIno, "a", 0755, kUser));
+  ASSERT_NO_FATAL_FAILURE(note("mkdir a", 1));
+  ASSERT_OK_AND_ASSIGN(Attr b, vfs_->Mkdir(a.ino, "b", 0700, kUser));
+  ASSERT_NO_FATAL_FAILURE(note("mkdir a/b", 1));
+  ASSERT_OK_AND_ASSIGN(Attr c, vfs_->Mkdir(b.ino, "c", 0750, kUser));
+  ASSERT_NO_FATAL_FAILURE(note("mkdir a/b/c", 1));
+  ASSERT_OK_AND_ASSIGN(Ino big, WriteFile(*vfs_, c.ino, "big", SeededBytes(700'000, 4)));
+  ASSERT_NO_FATAL_FAILURE(note("big file", 2));
+  ASSERT_OK(WriteFile(*vfs_, a.ino, "small", "hello"));
+  ASSERT_NO_FATAL_FAILURE(note("small file", 2));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "empty", ""));
+  ASSERT_NO_FATAL_FAILURE(note("empty file", 1));
+  ASSERT_OK(vfs_->Symlink(b.ino, "link", "../small", kUser));
+  ASSERT_NO_FATAL_FAILURE(note("symlink", 1));
+  ASSERT_OK(vfs_->Mknod(a.ino, "fifo", S_IFIFO | 0644, 0, kUser));
+  ASSERT_NO_FATAL_FAILURE(note("fifo", 1));
+  ASSERT_OK(vfs_->Link(big, kRootIno, "big-too"));
+  vfs_->Forget(big, 1);
+  ASSERT_NO_FATAL_FAILURE(note("hard link", 1));
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(big, O_WRONLY));
+  const std::string patch = SeededBytes(5000, 5);
+  ASSERT_OK(vfs_->Write(fh, 300'000, patch.data(), patch.size()));
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_NO_FATAL_FAILURE(note("overwrite in the middle", 1));
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  ASSERT_OK(vfs_->SetAttr(big, chmod));
+  ASSERT_NO_FATAL_FAILURE(note("chmod", 1));
+  SetAttrRequest truncate;
+  truncate.size = 100'000;
+  ASSERT_OK(vfs_->SetAttr(big, truncate));
+  ASSERT_NO_FATAL_FAILURE(note("truncate", 1));
+  ASSERT_OK(vfs_->Rename(a.ino, "small", c.ino, "moved", 0));
+  ASSERT_NO_FATAL_FAILURE(note("rename a file across directories", 1));
+  ASSERT_OK(vfs_->Rename(a.ino, "b", kRootIno, "b2", 0));
+  ASSERT_NO_FATAL_FAILURE(note("rename a directory up", 1));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "replacement", "new"));
+  ASSERT_OK(vfs_->Rename(kRootIno, "replacement", kRootIno, "empty", 0));
+  ASSERT_NO_FATAL_FAILURE(note("rename over a file", 3));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> top, Names(*vfs_, kRootIno));
+  for (const std::string& name : top) ASSERT_OK(RemoveTree(*vfs_, kRootIno, name));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> left, Names(*vfs_, kRootIno));
+  EXPECT_TRUE(left.empty());
+
+  for (const auto& [g, tree] : seen) {
+    SCOPED_TRACE("generation " + std::to_string(g));
+    std::unique_ptr<Vfs> past = PastAt(g);
+    ASSERT_OK_AND_ASSIGN(auto then, DescribeTree(*past));
+    EXPECT_EQ(then, tree);
+  }
+}
+
+TEST_F(VfsTest, PastViewShowsTheParentADirectoryHadThen) {
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->Mkdir(kRootIno, "a", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr b, vfs_->Mkdir(kRootIno, "b", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(a.ino, "d", 0755, kUser));
+  const Generation g = latest();
+  ASSERT_OK(vfs_->Rename(a.ino, "d", b.ino, "d", 0));
+  ASSERT_OK_AND_ASSIGN(auto now, List(*vfs_, d.ino));
+  EXPECT_EQ(now[1].ino, b.ino);
+  ASSERT_OK_AND_ASSIGN(auto then, List(*PastAt(g), d.ino));
+  EXPECT_EQ(then[1].ino, a.ino);
+}
+
+// --- A past view is read-only -----------------------------------------------
+
+TEST_F(VfsTest, PastViewRefusesEveryMutationWithReadOnly) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", "data"));
+  const Generation g = latest();
+  std::unique_ptr<Vfs> past = PastAt(g);
+  EXPECT_TRUE(past->read_only());
+  EXPECT_EQ(past->generation(), g);
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, past->Open(f, O_RDONLY));
+
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  EXPECT_CODE(past->SetAttr(f, chmod), Code::kReadOnly);
+  SetAttrRequest truncate;
+  truncate.size = 0;
+  EXPECT_CODE(past->SetAttr(f, truncate), Code::kReadOnly);
+  EXPECT_CODE(past->Mknod(kRootIno, "n", S_IFIFO | 0644, 0, kUser), Code::kReadOnly);
+  EXPECT_CODE(past->Mkdir(kRootIno, "m", 0755, kUser), Code::kReadOnly);
+  EXPECT_CODE(past->Symlink(kRootIno, "s", "f", kUser), Code::kReadOnly);
+  EXPECT_CODE(past->Unlink(kRootIno, "f"), Code::kReadOnly);
+  EXPECT_CODE(past->Rmdir(kRootIno, "d"), Code::kReadOnly);
+  EXPECT_CODE(past->Rename(kRootIno, "f", d.ino, "f", 0), Code::kReadOnly);
+  EXPECT_CODE(past->Link(f, d.ino, "f2"), Code::kReadOnly);
+  EXPECT_CODE(past->Create(kRootIno, "c", 0644, O_WRONLY, kUser), Code::kReadOnly);
+  EXPECT_CODE(past->Open(f, O_WRONLY), Code::kReadOnly);
+  EXPECT_CODE(past->Open(f, O_RDWR), Code::kReadOnly);
+  EXPECT_CODE(past->Open(f, O_RDONLY | O_TRUNC), Code::kReadOnly);
+  EXPECT_CODE(past->Write(fh, 0, "x", 1), Code::kReadOnly);
+  EXPECT_CODE(past->Fallocate(fh, 0, 0, 100), Code::kReadOnly);
+  ASSERT_OK(past->Release(fh));
+
+  EXPECT_EQ(latest(), g);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, f));
+  EXPECT_EQ(got, "data");
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
+  EXPECT_EQ(names, (std::vector<std::string>{"d", "f"}));
+}
+
+TEST_F(VfsTest, PastViewDoesNotSeeLaterChanges) {
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "old", "1"));
+  const Generation g = latest();
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "new", "2"));
+  std::unique_ptr<Vfs> past = PastAt(g);
+  EXPECT_CODE(past->Lookup(kRootIno, "new"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*past, kRootIno));
+  EXPECT_EQ(names, std::vector<std::string>{"old"});
+}
+
+// --- Errors as on a real disk ------------------------------------------------
+
+TEST_F(VfsTest, MkdirOverAnExistingNameFailsWithExists) {
+  ASSERT_OK(vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "f", ""));
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, "d", 0755, kUser), Code::kExists);
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, "f", 0755, kUser), Code::kExists);
+  EXPECT_CODE(vfs_->Create(kRootIno, "d", 0644, O_WRONLY, kUser), Code::kExists);
+  EXPECT_CODE(vfs_->Symlink(kRootIno, "f", "x", kUser), Code::kExists);
+  EXPECT_CODE(vfs_->Mknod(kRootIno, "f", S_IFIFO | 0644, 0, kUser), Code::kExists);
+}
+
+TEST_F(VfsTest, RmdirOfANonEmptyDirectoryFailsWithNotEmpty) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK(WriteFile(*vfs_, d.ino, "f", ""));
+  EXPECT_CODE(vfs_->Rmdir(kRootIno, "d"), Code::kNotEmpty);
+  ASSERT_OK(vfs_->Unlink(d.ino, "f"));
+  EXPECT_OK(vfs_->Rmdir(kRootIno, "d"));
+}
+
+TEST_F(VfsTest, UnlinkOfADirectoryFailsWithIsDir) {
+  ASSERT_OK(vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  EXPECT_CODE(vfs_->Unlink(kRootIno, "d"), Code::kIsDir);
+}
+
+TEST_F(VfsTest, RmdirOfAFileFailsWithNotDir) {
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "f", ""));
+  EXPECT_CODE(vfs_->Rmdir(kRootIno, "f"), Code::kNotDir);
+}
+
+TEST_F(VfsTest, RemovingAMissingNameFailsWithNotFound) {
+  EXPECT_CODE(vfs_->Unlink(kRootIno, "nope"), Code::kNotFound);
+  EXPECT_CODE(vfs_->Rmdir(kRootIno, "nope"), Code::kNotFound);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "nope", kRootIno, "x", 0), Code::kNotFound);
+  EXPECT_CODE(vfs_->Lookup(kRootIno, "nope"), Code::kNotFound);
+}
+
+TEST_F(VfsTest, CallsOnAFileAsDirectoryFailWithNotDir) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", ""));
+  EXPECT_CODE(vfs_->Lookup(f, "x"), Code::kNotDir);
+  EXPECT_CODE(vfs_->Mkdir(f, "x", 0755, kUser), Code::kNotDir);
+  EXPECT_CODE(vfs_->OpenDir(f), Code::kNotDir);
+  EXPECT_CODE(vfs_->Unlink(f, "x"), Code::kNotDir);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "f", f, "x", 0), Code::kNotDir);
+}
+
+TEST_F(VfsTest, RenameOfADirectoryIntoItsOwnSubdirectoryFailsWithInvalid) {
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->Mkdir(kRootIno, "a", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr b, vfs_->Mkdir(a.ino, "b", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr c, vfs_->Mkdir(b.ino, "c", 0755, kUser));
+  EXPECT_CODE(vfs_->Rename(kRootIno, "a", c.ino, "a", 0), Code::kInvalid);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "a", a.ino, "a", 0), Code::kInvalid);
+  EXPECT_CODE(vfs_->Rename(b.ino, "c", c.ino, "x", 0), Code::kInvalid);
+  // The other way round through an exchange: a/b/c trades places with a.
+  EXPECT_CODE(vfs_->Rename(b.ino, "c", kRootIno, "a", kRenameExchange), Code::kInvalid);
+}
+
+TEST_F(VfsTest, RenameOfAFileOverADirectoryFailsWithIsDir) {
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "f", ""));
+  ASSERT_OK(vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  EXPECT_CODE(vfs_->Rename(kRootIno, "f", kRootIno, "d", 0), Code::kIsDir);
+}
+
+TEST_F(VfsTest, RenameOfADirectoryOverANonEmptyDirectoryFailsWithNotEmpty) {
+  ASSERT_OK(vfs_->Mkdir(kRootIno, "a", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr b, vfs_->Mkdir(kRootIno, "b", 0755, kUser));
+  ASSERT_OK(vfs_->Mkdir(b.ino, "inner", 0755, kUser));
+  EXPECT_CODE(vfs_->Rename(kRootIno, "a", kRootIno, "b", 0), Code::kNotEmpty);
+}
+
+TEST_F(VfsTest, RenameOfADirectoryOverAFileFailsWithNotDir) {
+  ASSERT_OK(vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "f", ""));
+  EXPECT_CODE(vfs_->Rename(kRootIno, "d", kRootIno, "f", 0), Code::kNotDir);
+}
+
+TEST_F(VfsTest, RenameNoReplaceOverAnExistingNameFailsWithExists) {
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "a", "A"));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "b", "B"));
+  EXPECT_CODE(vfs_->Rename(kRootIno, "a", kRootIno, "b", kRenameNoReplace), Code::kExists);
+  ASSERT_OK(vfs_->Rename(kRootIno, "a", kRootIno, "c", kRenameNoReplace));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
+  EXPECT_EQ(names, (std::vector<std::string>{"b", "c"}));
+}
+
+TEST_F(VfsTest, RenameWithBothFlagsFailsWithInvalid) {
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "a", "A"));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "b", "B"));
+  EXPECT_CODE(vfs_->Rename(kRootIno, "a", kRootIno, "b", kRenameNoReplace | kRenameExchange),
+              Code::kInvalid);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "a", kRootIno, "b", 4 /* RENAME_WHITEOUT */),
+              Code::kInvalid);
+}
+
+TEST_F(VfsTest, RenameOverAFileReplacesIt) {
+  ASSERT_OK_AND_ASSIGN(Ino a, WriteFile(*vfs_, kRootIno, "a", "A"));
+  ASSERT_OK_AND_ASSIGN(Ino b, WriteFile(*vfs_, kRootIno, "b", "B"));
+  ASSERT_OK(vfs_->Rename(kRootIno, "a", kRootIno, "b", 0));
+  ASSERT_OK_AND_ASSIGN(Attr now, Stat(*vfs_, kRootIno, "b"));
+  EXPECT_EQ(now.ino, a);
+  ASSERT_OK_AND_ASSIGN(Attr gone, vfs_->GetAttr(b));
+  EXPECT_EQ(gone.nlink, 0u);
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
+  EXPECT_EQ(names, std::vector<std::string>{"b"});
+}
+
+TEST_F(VfsTest, RenameOntoAnotherNameOfTheSameFileDoesNothing) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "a", "A"));
+  ASSERT_OK(vfs_->Link(f, kRootIno, "b"));
+  const Generation g = latest();
+  ASSERT_OK(vfs_->Rename(kRootIno, "a", kRootIno, "b", 0));
+  ASSERT_OK(vfs_->Rename(kRootIno, "a", kRootIno, "a", 0));
+  EXPECT_EQ(latest(), g);
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(VfsTest, RenameExchangeSwapsTwoFilesBothWays) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino a, WriteFile(*vfs_, kRootIno, "a", "A"));
+  ASSERT_OK_AND_ASSIGN(Ino b, WriteFile(*vfs_, d.ino, "b", "B"));
+  ASSERT_OK(vfs_->Rename(kRootIno, "a", d.ino, "b", kRenameExchange));
+  ASSERT_OK_AND_ASSIGN(Attr x, Stat(*vfs_, kRootIno, "a"));
+  ASSERT_OK_AND_ASSIGN(Attr y, Stat(*vfs_, d.ino, "b"));
+  EXPECT_EQ(x.ino, b);
+  EXPECT_EQ(y.ino, a);
+  ASSERT_OK(vfs_->Rename(d.ino, "b", kRootIno, "a", kRenameExchange));
+  ASSERT_OK_AND_ASSIGN(x, Stat(*vfs_, kRootIno, "a"));
+  ASSERT_OK_AND_ASSIGN(y, Stat(*vfs_, d.ino, "b"));
+  EXPECT_EQ(x.ino, a);
+  EXPECT_EQ(y.ino, b);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "a", d.ino, "missing", kRenameExchange), Code::kNotFound);
+}
+
+TEST_F(VfsTest, RenameExchangeOfADirectoryAndAFileFixesDotDotAndLinkCounts) {
+  ASSERT_OK_AND_ASSIGN(Attr p, vfs_->Mkdir(kRootIno, "p", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr q, vfs_->Mkdir(kRootIno, "q", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr dir, vfs_->Mkdir(p.ino, "x", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino file, WriteFile(*vfs_, q.ino, "y", "F"));
+  ASSERT_OK(vfs_->Rename(p.ino, "x", q.ino, "y", kRenameExchange));
+  ASSERT_OK_AND_ASSIGN(Attr in_p, Stat(*vfs_, p.ino, "x"));
+  ASSERT_OK_AND_ASSIGN(Attr in_q, Stat(*vfs_, q.ino, "y"));
+  EXPECT_EQ(in_p.ino, file);
+  EXPECT_EQ(in_q.ino, dir.ino);
+  ASSERT_OK_AND_ASSIGN(auto entries, List(*vfs_, dir.ino));
+  EXPECT_EQ(entries[1].ino, q.ino);
+  ASSERT_OK_AND_ASSIGN(Attr pa, vfs_->GetAttr(p.ino));
+  ASSERT_OK_AND_ASSIGN(Attr qa, vfs_->GetAttr(q.ino));
+  EXPECT_EQ(pa.nlink, 2u);
+  EXPECT_EQ(qa.nlink, 3u);
+
+  ASSERT_OK(vfs_->Rename(q.ino, "y", p.ino, "x", kRenameExchange));  // And back.
+  ASSERT_OK_AND_ASSIGN(entries, List(*vfs_, dir.ino));
+  EXPECT_EQ(entries[1].ino, p.ino);
+  ASSERT_OK_AND_ASSIGN(pa, vfs_->GetAttr(p.ino));
+  ASSERT_OK_AND_ASSIGN(qa, vfs_->GetAttr(q.ino));
+  EXPECT_EQ(pa.nlink, 3u);
+  EXPECT_EQ(qa.nlink, 2u);
+  ASSERT_OK_AND_ASSIGN(Attr back, Stat(*vfs_, p.ino, "x"));
+  EXPECT_EQ(back.ino, dir.ino);
+}
+
+TEST_F(VfsTest, RenameExchangeOfTwoDirectoriesFixesBothDotDots) {
+  ASSERT_OK_AND_ASSIGN(Attr p, vfs_->Mkdir(kRootIno, "p", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr q, vfs_->Mkdir(kRootIno, "q", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr x, vfs_->Mkdir(p.ino, "x", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Attr y, vfs_->Mkdir(q.ino, "y", 0755, kUser));
+  ASSERT_OK(vfs_->Rename(p.ino, "x", q.ino, "y", kRenameExchange));
+  ASSERT_OK_AND_ASSIGN(auto xe, List(*vfs_, x.ino));
+  ASSERT_OK_AND_ASSIGN(auto ye, List(*vfs_, y.ino));
+  EXPECT_EQ(xe[1].ino, q.ino);
+  EXPECT_EQ(ye[1].ino, p.ino);
+  ASSERT_OK_AND_ASSIGN(Attr pa, vfs_->GetAttr(p.ino));
+  ASSERT_OK_AND_ASSIGN(Attr qa, vfs_->GetAttr(q.ino));
+  EXPECT_EQ(pa.nlink, 3u);
+  EXPECT_EQ(qa.nlink, 3u);
+}
+
+TEST_F(VfsTest, NameOf255BytesWorksAnd256FailsWithNameTooLong) {
+  const std::string ok(255, 'n');
+  const std::string too_long(256, 'n');
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, ok, "x"));
+  ASSERT_OK(Stat(*vfs_, kRootIno, ok));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
+  EXPECT_EQ(names, std::vector<std::string>{ok});
+  EXPECT_CODE(vfs_->Create(kRootIno, too_long, 0644, O_WRONLY, kUser), Code::kNameTooLong);
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, too_long, 0755, kUser), Code::kNameTooLong);
+  EXPECT_CODE(vfs_->Lookup(kRootIno, too_long), Code::kNameTooLong);
+  EXPECT_CODE(vfs_->Rename(kRootIno, ok, kRootIno, too_long, 0), Code::kNameTooLong);
+  EXPECT_CODE(vfs_->Link(2, kRootIno, too_long), Code::kNameTooLong);
+}
+
+TEST_F(VfsTest, NamesWithEveryByteButSlashAndNulWork) {
+  std::vector<std::string> want;
+  std::string all;
+  for (int b = 1; b < 256; ++b) {
+    if (b == '/') continue;
+    all.push_back(static_cast<char>(b));
+    want.push_back(std::string("n") + static_cast<char>(b));
+    if (b != '.') want.push_back(std::string(1, static_cast<char>(b)));
+  }
+  want.push_back(all);  // 254 bytes.
+  want.push_back("...");
+  for (const std::string& name : want) ASSERT_OK(WriteFile(*vfs_, kRootIno, name, name));
+  std::sort(want.begin(), want.end());
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
+  EXPECT_EQ(names, want);  // In byte order.
+  for (const std::string& name : want) {
+    ASSERT_OK_AND_ASSIGN(Attr a, Stat(*vfs_, kRootIno, name));
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, a.ino));
+    EXPECT_EQ(got, name);
+  }
+}
+
+TEST_F(VfsTest, NamesWithSlashOrDotsFailWithInvalid) {
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, "a/b", 0755, kUser), Code::kInvalid);
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, ".", 0755, kUser), Code::kInvalid);
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, "..", 0755, kUser), Code::kInvalid);
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, "", 0755, kUser), Code::kInvalid);
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, std::string("a\0b", 3), 0755, kUser), Code::kInvalid);
+}
+
+TEST_F(VfsTest, HardLinkToADirectoryFailsWithPermission) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  EXPECT_CODE(vfs_->Link(d.ino, kRootIno, "d2"), Code::kPermission);
+}
+
+TEST_F(VfsTest, LinkOverAnExistingNameFailsWithExists) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "a", "A"));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "b", "B"));
+  EXPECT_CODE(vfs_->Link(f, kRootIno, "b"), Code::kExists);
+}
+
+TEST_F(VfsTest, LinkCountsNamesAndUnlinkOfOneKeepsTheOther) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "a", "shared"));
+  ASSERT_OK_AND_ASSIGN(Attr linked, vfs_->Link(f, d.ino, "b"));
+  vfs_->Forget(f, 1);
+  EXPECT_EQ(linked.ino, f);
+  EXPECT_EQ(linked.nlink, 2u);
+  ASSERT_OK_AND_ASSIGN(Attr via_b, Stat(*vfs_, d.ino, "b"));
+  EXPECT_EQ(via_b.ino, f);
+  EXPECT_EQ(via_b.nlink, 2u);
+  ASSERT_OK(vfs_->Unlink(kRootIno, "a"));
+  ASSERT_OK_AND_ASSIGN(via_b, Stat(*vfs_, d.ino, "b"));
+  EXPECT_EQ(via_b.nlink, 1u);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, f));
+  EXPECT_EQ(got, "shared");
+}
+
+// --- Directories ---------------------------------------------------------------
+
+TEST_F(VfsTest, DirectoryLinkCountIsTwoPlusSubdirectories) {
+  auto nlink = [&](Ino ino) {
+    Result<Attr> a = vfs_->GetAttr(ino);
+    return a.ok() ? a->nlink : 0u;
+  };
+  EXPECT_EQ(nlink(kRootIno), 2u);
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->Mkdir(kRootIno, "a", 0755, kUser));
+  EXPECT_EQ(a.nlink, 2u);
+  EXPECT_EQ(nlink(kRootIno), 3u);
+  ASSERT_OK_AND_ASSIGN(Attr b, vfs_->Mkdir(a.ino, "b", 0755, kUser));
+  ASSERT_OK(vfs_->Mkdir(a.ino, "c", 0755, kUser));
+  ASSERT_OK(WriteFile(*vfs_, a.ino, "file", ""));  // Files do not count.
+  EXPECT_EQ(nlink(a.ino), 4u);
+  ASSERT_OK(vfs_->Rename(a.ino, "b", kRootIno, "b", 0));  // Across directories.
+  EXPECT_EQ(nlink(a.ino), 3u);
+  EXPECT_EQ(nlink(kRootIno), 4u);
+  ASSERT_OK(vfs_->Rename(kRootIno, "b", a.ino, "c", 0));  // Over an empty directory.
+  EXPECT_EQ(nlink(a.ino), 3u);
+  EXPECT_EQ(nlink(kRootIno), 3u);
+  EXPECT_EQ(nlink(b.ino), 2u);
+  ASSERT_OK(vfs_->Rmdir(a.ino, "c"));
+  EXPECT_EQ(nlink(a.ino), 2u);
+  EXPECT_EQ(nlink(b.ino), 0u);
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());  // What was committed agrees.
+  EXPECT_EQ(nlink(a.ino), 2u);
+  EXPECT_EQ(nlink(kRootIno), 3u);
+}
+
+TEST_F(VfsTest, SetgidDirectoryPassesItsGroupAndTheBitToSubdirectories) {
+  ASSERT_OK_AND_ASSIGN(Attr shared, vfs_->Mkdir(kRootIno, "shared", 0755, kUser));
+  SetAttrRequest req;
+  req.gid = 500;
+  req.mode = 02775;
+  ASSERT_OK(vfs_->SetAttr(shared.ino, req));
+  ASSERT_OK_AND_ASSIGN(Attr sub, vfs_->Mkdir(shared.ino, "sub", 0755, kUser));
+  EXPECT_EQ(sub.gid, 500u);
+  EXPECT_EQ(sub.uid, kUser.uid);
+  EXPECT_EQ(sub.mode, S_IFDIR | 02755u);
+  ASSERT_OK_AND_ASSIGN(Ino file, WriteFile(*vfs_, sub.ino, "f", ""));
+  ASSERT_OK_AND_ASSIGN(Attr fa, vfs_->GetAttr(file));
+  EXPECT_EQ(fa.gid, 500u);
+  EXPECT_EQ(fa.mode, S_IFREG | 0644u);
+  ASSERT_OK_AND_ASSIGN(Attr plain, vfs_->Mkdir(kRootIno, "plain", 0755, kUser));
+  EXPECT_EQ(plain.gid, kUser.gid);
+  EXPECT_EQ(plain.mode, S_IFDIR | 0755u);
+}
+
+TEST_F(VfsTest, OpenDirListsDotAndDotDotFirst) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK(WriteFile(*vfs_, d.ino, "f", ""));
+  ASSERT_OK_AND_ASSIGN(auto entries, List(*vfs_, d.ino));
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[0].name, ".");
+  EXPECT_EQ(entries[0].ino, d.ino);
+  EXPECT_EQ(entries[0].type, S_IFDIR >> 12);
+  EXPECT_EQ(entries[1].name, "..");
+  EXPECT_EQ(entries[1].ino, kRootIno);
+  EXPECT_EQ(entries[2].name, "f");
+  EXPECT_EQ(entries[2].type, S_IFREG >> 12);
+  ASSERT_OK_AND_ASSIGN(auto root, List(*vfs_, kRootIno));
+  EXPECT_EQ(root[1].ino, kRootIno);
+}
+
+TEST_F(VfsTest, HundredThousandFilesInOneDirectoryAreAllListed) {
+  constexpr int kFiles = 100'000;
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "many", 0755, kUser));
+  std::vector<std::string> want;
+  want.reserve(kFiles);
+  char name[16];
+  for (int i = 0; i < kFiles; ++i) {
+    std::snprintf(name, sizeof name, "f%06d", i);
+    ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(d.ino, name, 0644, O_WRONLY, kUser));
+    ASSERT_OK(vfs_->Release(c.fh));
+    vfs_->Forget(c.attr.ino, 1);
+    want.emplace_back(name);
+  }
+  const auto created = Clock::now();
+  ASSERT_OK_AND_ASSIGN(auto entries, List(*vfs_, d.ino));
+  const auto listed = Clock::now();
+  ASSERT_EQ(entries.size(), want.size() + 2);
+  EXPECT_EQ(entries[0].name, ".");
+  EXPECT_EQ(entries[1].name, "..");
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(entries[i + 2].name, want[i]);
+  auto ms = [](auto span) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(span).count();
+  };
+  std::printf("[ timing   ] %d creates: %lld ms; listing: %lld ms\n", kFiles,
+              static_cast<long long>(ms(created - start)),
+              static_cast<long long>(ms(listed - created)));
+}
+
+// --- Special files, statfs ---------------------------------------------------
+
+TEST_F(VfsTest, SymlinkReadsBackItsTarget) {
+  ASSERT_OK_AND_ASSIGN(Attr l, vfs_->Symlink(kRootIno, "l", "some/where/else", kUser));
+  EXPECT_EQ(l.mode, S_IFLNK | 0777u);
+  EXPECT_EQ(l.size, 15u);
+  ASSERT_OK_AND_ASSIGN(std::string target, vfs_->Readlink(l.ino));
+  EXPECT_EQ(target, "some/where/else");
+  ASSERT_OK_AND_ASSIGN(auto entries, List(*vfs_, kRootIno));
+  EXPECT_EQ(entries[2].type, S_IFLNK >> 12);
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", ""));
+  EXPECT_CODE(vfs_->Readlink(f), Code::kInvalid);
+  EXPECT_CODE(vfs_->Symlink(kRootIno, "empty", "", kUser), Code::kNotFound);
+}
+
+TEST_F(VfsTest, MknodMakesAFifo) {
+  ASSERT_OK_AND_ASSIGN(Attr p, vfs_->Mknod(kRootIno, "p", S_IFIFO | 0640, 0, kUser));
+  EXPECT_EQ(p.mode, S_IFIFO | 0640u);
+  EXPECT_EQ(p.nlink, 1u);
+  ASSERT_OK_AND_ASSIGN(Attr again, Stat(*vfs_, kRootIno, "p"));
+  EXPECT_EQ(again.mode, S_IFIFO | 0640u);
+  ASSERT_OK_AND_ASSIGN(auto entries, List(*vfs_, kRootIno));
+  EXPECT_EQ(entries[2].type, S_IFIFO >> 12);
+  EXPECT_CODE(vfs_->Mknod(kRootIno, "d", S_IFDIR | 0755, 0, kUser), Code::kInvalid);
+}
+
+TEST_F(VfsTest, StatFsNumbersAreNonZero) {
+  ASSERT_OK_AND_ASSIGN(FsStats s, vfs_->StatFs());
+  EXPECT_GT(s.block_size, 0u);
+  EXPECT_GT(s.blocks, 0u);
+  EXPECT_GT(s.blocks_free, 0u);
+  EXPECT_GT(s.blocks_avail, 0u);
+  EXPECT_GT(s.files, 0u);
+  EXPECT_GT(s.files_free, 0u);
+  EXPECT_EQ(s.name_max, 255u);
+}
+
+// --- Reopen --------------------------------------------------------------------
+
+TEST_F(VfsTest, ReopenedStoreReadsBackEverythingCommitted) {
+  const std::string big = SeededBytes(9 << 20, 6);  // Streams through several chunk runs.
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0750, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, d.ino, "big", big));
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "small", "tiny"));
+  ASSERT_OK(vfs_->Symlink(d.ino, "l", "big", kUser));
+  ASSERT_OK(vfs_->Link(f, kRootIno, "big-link"));
+  ASSERT_OK_AND_ASSIGN(auto before, DescribeTree(*vfs_));
+  const Generation g = latest();
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+  EXPECT_EQ(latest(), g);
+  ASSERT_OK_AND_ASSIGN(auto after, DescribeTree(*vfs_));
+  EXPECT_EQ(after, before);
+  // New inodes do not reuse old numbers.
+  ASSERT_OK_AND_ASSIGN(Ino fresh, WriteFile(*vfs_, kRootIno, "fresh", ""));
+  EXPECT_GT(fresh, f);
+  EXPECT_EQ(latest(), g + 1);
+}
+
+TEST_F(VfsTest, ClosingTheVfsCommitsDirtyFiles) {
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_WRONLY, kUser));
+  ASSERT_OK(vfs_->Write(c.fh, 0, "unflushed", 9));
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());  // The Vfs is destroyed with the file open.
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_EQ(got, "unflushed");
+}
+
+}  // namespace
+}  // namespace snapfs::fs::testing

@@ -1,0 +1,290 @@
+#include "store/pack_file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <xxhash.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/store/test_util.h"
+
+namespace snapfs::store {
+namespace {
+
+using testing::ReadWholeFile;
+using testing::SeededBytes;
+using testing::TempDir;
+using testing::Unhex;
+using testing::XorFileByte;
+
+ChunkId IdFromSeed(uint64_t seed) {
+  const std::string bytes = SeededBytes(16, seed);
+  return ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(bytes.data()));
+}
+
+class PackFileTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<PackWriter> OpenWriter(uint64_t target = kDefaultPackTarget) {
+    Result<std::unique_ptr<PackWriter>> w = PackWriter::Open(dir_.path(), target);
+    EXPECT_TRUE(w.ok()) << w.status().ToString();
+    return w.ok() ? std::move(w).value() : nullptr;
+  }
+  // Appends `payload` as chunk `id` (raw) and syncs.
+  ChunkLocation AppendSynced(PackWriter& w, const ChunkId& id, const std::string& payload) {
+    Result<ChunkLocation> loc = w.Append(id, Codec::kRaw, static_cast<uint32_t>(payload.size()),
+                                         payload);
+    EXPECT_TRUE(loc.ok()) << loc.status().ToString();
+    EXPECT_OK(w.Sync());
+    return loc.ok() ? *loc : ChunkLocation{};
+  }
+  // Reading `id` at `loc` fails with Corruption whose message names the chunk.
+  void ExpectCorruptionNamingChunk(PackReader& reader, const ChunkId& id, const ChunkLocation& loc) {
+    Result<std::string> r = reader.Read(id, loc);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(id.Hex()), std::string::npos) << r.status().message();
+  }
+
+  TempDir dir_;
+  const ChunkId id_ = IdFromSeed(1);
+  const std::string payload_ = SeededBytes(1000, 2);
+};
+
+TEST_F(PackFileTest, AppendThenReadReturnsThePayload) {
+  auto w = OpenWriter();
+  std::vector<std::pair<ChunkId, std::string>> chunks;
+  std::vector<ChunkLocation> locs;
+  for (uint64_t i = 0; i < 20; ++i) {
+    chunks.emplace_back(IdFromSeed(100 + i), SeededBytes(i * 997, 200 + i));
+    locs.push_back(AppendSynced(*w, chunks.back().first, chunks.back().second));
+  }
+  PackReader reader(dir_.path());
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(std::string got, reader.Read(chunks[i].first, locs[i]));
+    EXPECT_EQ(got, chunks[i].second) << i;
+  }
+}
+
+TEST_F(PackFileTest, PackAndRecordLayoutMatchTheFormat) {
+  auto w = OpenWriter();
+  const ChunkId id = ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(
+      Unhex("000102030405060708090a0b0c0d0e0f").data()));
+  ASSERT_OK_AND_ASSIGN(ChunkLocation loc, w->Append(id, Codec::kZstd, 0x10000, "xyz"));
+  ASSERT_OK(w->Sync());
+  EXPECT_EQ(loc, (ChunkLocation{Codec::kZstd, 0x10000, 3, 1, 16}));
+  const std::string file = ReadWholeFile(PackPath(dir_.path(), 1));
+  ASSERT_EQ(file.size(), 16u + 45u + 3u);
+  EXPECT_EQ(file.substr(0, 16), "SNAPPACK" + Unhex("00000001 00000001"));
+  const std::string hashed =
+      Unhex("534e4348 000102030405060708090a0b0c0d0e0f 01 00010000 00000003");
+  EXPECT_EQ(file.substr(16, 29), hashed);
+  auto be64 = [](uint64_t v) {
+    std::string s(8, '\0');
+    for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (56 - 8 * i));
+    return s;
+  };
+  EXPECT_EQ(file.substr(45, 8), be64(XXH3_64bits(hashed.data(), hashed.size())));
+  EXPECT_EQ(file.substr(53, 8), be64(XXH3_64bits("xyz", 3)));
+  EXPECT_EQ(file.substr(61), "xyz");
+}
+
+TEST_F(PackFileTest, PackPathIsEightDecimalDigits) {
+  EXPECT_EQ(PackPath("/s/packs", 42), "/s/packs/00000042.pack");
+}
+
+TEST_F(PackFileTest, EveryHeaderByteFlipIsCorruptionNamingTheChunk) {
+  auto w = OpenWriter();
+  const ChunkLocation loc = AppendSynced(*w, id_, payload_);
+  PackReader reader(dir_.path());
+  const std::string path = PackPath(dir_.path(), 1);
+  for (uint64_t i = 0; i < kRecordHeaderSize; ++i) {
+    for (uint8_t mask : {0x01, 0x80}) {
+      SCOPED_TRACE("header byte " + std::to_string(i));
+      XorFileByte(path, loc.offset + i, mask);
+      ExpectCorruptionNamingChunk(reader, id_, loc);
+      XorFileByte(path, loc.offset + i, mask);
+    }
+  }
+  EXPECT_OK(reader.Read(id_, loc));
+}
+
+TEST_F(PackFileTest, EveryPayloadByteFlipIsCorruptionNamingTheChunk) {
+  auto w = OpenWriter();
+  const ChunkLocation loc = AppendSynced(*w, id_, payload_);
+  PackReader reader(dir_.path());
+  const std::string path = PackPath(dir_.path(), 1);
+  for (uint64_t i = 0; i < payload_.size(); ++i) {
+    SCOPED_TRACE("payload byte " + std::to_string(i));
+    XorFileByte(path, loc.offset + kRecordHeaderSize + i, 0x04);
+    ExpectCorruptionNamingChunk(reader, id_, loc);
+    XorFileByte(path, loc.offset + kRecordHeaderSize + i, 0x04);
+  }
+  EXPECT_OK(reader.Read(id_, loc));
+}
+
+TEST_F(PackFileTest, ReadWithAnotherIdIsCorruption) {
+  auto w = OpenWriter();
+  const ChunkLocation loc = AppendSynced(*w, id_, payload_);
+  PackReader reader(dir_.path());
+  ExpectCorruptionNamingChunk(reader, IdFromSeed(99), loc);
+}
+
+TEST_F(PackFileTest, LocationThatDisagreesWithTheRecordIsCorruption) {
+  auto w = OpenWriter();
+  const ChunkLocation loc = AppendSynced(*w, id_, payload_);
+  AppendSynced(*w, IdFromSeed(5), SeededBytes(500, 5));  // Bytes follow the record.
+  PackReader reader(dir_.path());
+  ChunkLocation bad = loc;
+  bad.codec = Codec::kZstd;
+  ExpectCorruptionNamingChunk(reader, id_, bad);
+  bad = loc;
+  bad.raw_len++;
+  ExpectCorruptionNamingChunk(reader, id_, bad);
+  bad = loc;
+  bad.stored_len--;
+  ExpectCorruptionNamingChunk(reader, id_, bad);
+  bad = loc;
+  bad.stored_len++;
+  ExpectCorruptionNamingChunk(reader, id_, bad);
+  bad = loc;
+  bad.offset++;
+  ExpectCorruptionNamingChunk(reader, id_, bad);
+}
+
+TEST_F(PackFileTest, AbsurdStoredLengthIsCorruptionNotAHugeRead) {
+  auto w = OpenWriter();
+  ChunkLocation loc = AppendSynced(*w, id_, payload_);
+  loc.stored_len = 0xfffffff0;  // A damaged index entry.
+  PackReader reader(dir_.path());
+  ExpectCorruptionNamingChunk(reader, id_, loc);
+}
+
+TEST_F(PackFileTest, TruncatedPackIsCorruption) {
+  auto w = OpenWriter();
+  const ChunkLocation loc = AppendSynced(*w, id_, payload_);
+  w.reset();
+  const std::string path = PackPath(dir_.path(), 1);
+  const std::string whole = ReadWholeFile(path);
+  PackReader reader(dir_.path());
+  // Cut anywhere inside the record: in the header, in the payload, before it.
+  for (uint64_t size : {uint64_t{0}, uint64_t{10}, loc.offset, loc.offset + 1,
+                        loc.offset + kRecordHeaderSize - 1, loc.offset + kRecordHeaderSize,
+                        loc.offset + kRecordHeaderSize + payload_.size() / 2,
+                        loc.offset + kRecordHeaderSize + payload_.size() - 1}) {
+    SCOPED_TRACE("pack cut to " + std::to_string(size));
+    testing::WriteWholeFile(path, std::string_view(whole).substr(0, size));
+    ExpectCorruptionNamingChunk(reader, id_, loc);
+  }
+}
+
+TEST_F(PackFileTest, MissingPackIsCorruption) {
+  auto w = OpenWriter();
+  ChunkLocation loc = AppendSynced(*w, id_, payload_);
+  loc.pack = 7;
+  PackReader reader(dir_.path());
+  Result<std::string> r = reader.Read(id_, loc);
+  EXPECT_EQ(r.status().code(), Code::kCorruption) << r.status().ToString();
+}
+
+TEST_F(PackFileTest, RollsOverToANewPackPastTheTargetSize) {
+  auto w = OpenWriter(/*target=*/1000);
+  const std::string payload = SeededBytes(600, 3);
+  std::vector<ChunkLocation> locs;
+  for (uint64_t i = 0; i < 5; ++i) locs.push_back(AppendSynced(*w, IdFromSeed(i), payload));
+  // 16 + 2 * (45 + 600) passes 1000 after two records; each later pack holds two.
+  EXPECT_EQ(locs[0].pack, 1u);
+  EXPECT_EQ(locs[1].pack, 1u);
+  EXPECT_EQ(locs[1].offset, 16u + 45 + 600);
+  EXPECT_EQ(locs[2].pack, 2u);
+  EXPECT_EQ(locs[2].offset, 16u);
+  EXPECT_EQ(locs[3].pack, 2u);
+  EXPECT_EQ(locs[4].pack, 3u);
+  EXPECT_EQ(ReadWholeFile(PackPath(dir_.path(), 2)).substr(0, 16),
+            "SNAPPACK" + Unhex("00000001 00000002"));
+  PackReader reader(dir_.path());
+  for (uint64_t i = 0; i < locs.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(std::string got, reader.Read(IdFromSeed(i), locs[i]));
+    EXPECT_EQ(got, payload);
+  }
+}
+
+TEST_F(PackFileTest, NewWriterStartsOnePastTheHighestPack) {
+  { auto w = OpenWriter(); }
+  EXPECT_TRUE(std::filesystem::exists(PackPath(dir_.path(), 1)));
+  { auto w = OpenWriter(); }
+  EXPECT_TRUE(std::filesystem::exists(PackPath(dir_.path(), 2)));
+  // Other files do not count; a gap does not matter.
+  testing::WriteWholeFile(PackPath(dir_.path(), 41), "");
+  testing::WriteWholeFile(dir_.path() + "/00000099.pack.tmp", "");
+  testing::WriteWholeFile(dir_.path() + "/notes.txt", "");
+  auto w = OpenWriter();
+  ASSERT_OK_AND_ASSIGN(ChunkLocation loc, w->Append(id_, Codec::kRaw, 3, "abc"));
+  EXPECT_EQ(loc.pack, 42u);
+  EXPECT_FALSE(std::filesystem::exists(PackPath(dir_.path(), 100)));
+}
+
+TEST_F(PackFileTest, NewPackFileIsPrivate) {
+  auto w = OpenWriter();
+  struct stat st {};
+  ASSERT_EQ(::stat(PackPath(dir_.path(), 1).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+// Appends that roll over to new packs while other threads sync: every
+// append and every sync succeeds and every record reads back.
+TEST_F(PackFileTest, SyncsConcurrentWithRolloversAllSucceed) {
+  auto w = OpenWriter(/*target=*/2048);
+  const std::string payload = SeededBytes(300, 4);
+  constexpr int kAppenders = 2, kPerThread = 1500;
+  std::atomic<bool> done{false};
+  std::atomic<int> sync_failures{0};
+  std::vector<std::vector<ChunkLocation>> locs(kAppenders);
+  std::thread syncer([&] {
+    while (!done.load()) {
+      Status st = w->Sync();
+      if (!st.ok()) {
+        ++sync_failures;
+        ADD_FAILURE() << st.ToString();
+      }
+    }
+  });
+  std::vector<std::thread> appenders;
+  for (int t = 0; t < kAppenders; ++t) {
+    appenders.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Result<ChunkLocation> loc = w->Append(IdFromSeed(static_cast<uint64_t>(t * kPerThread + i)),
+                                              Codec::kRaw, 300, payload);
+        if (!loc.ok()) {
+          ADD_FAILURE() << loc.status().ToString();
+          return;
+        }
+        locs[t].push_back(*loc);
+        if (i % 7 == 0) EXPECT_OK(w->Sync());
+      }
+    });
+  }
+  for (auto& t : appenders) t.join();
+  done = true;
+  syncer.join();
+  EXPECT_OK(w->Sync());
+  EXPECT_EQ(sync_failures.load(), 0);
+  PackReader reader(dir_.path());
+  for (int t = 0; t < kAppenders; ++t) {
+    ASSERT_EQ(locs[t].size(), static_cast<size_t>(kPerThread));
+    for (int i = 0; i < kPerThread; ++i) {
+      Result<std::string> got =
+          reader.Read(IdFromSeed(static_cast<uint64_t>(t * kPerThread + i)), locs[t][i]);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      EXPECT_EQ(*got, payload);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace snapfs::store

@@ -1,0 +1,694 @@
+#include "store/store.h"
+
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/store/test_util.h"
+
+namespace snapfs::store {
+namespace {
+
+namespace fsys = std::filesystem;
+using testing::ReadWholeFile;
+using testing::Snapshot;
+using testing::TempDir;
+using testing::Unhex;
+using testing::WriteWholeFile;
+
+uint32_t ModeOf(const std::string& path) {
+  struct stat st {};
+  EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+  return st.st_mode & 07777;
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+InodeRecord FileRecord(uint64_t size) {
+  InodeRecord r;
+  r.op = Op::kCreate;
+  r.mode = 0100644;
+  r.nlink = 1;
+  r.size = size;
+  return r;
+}
+
+// name -> child for every live entry of `parent` at `at`, in listing order.
+std::vector<std::pair<std::string, Ino>> Listing(Store& store, Ino parent, Generation at) {
+  std::vector<std::pair<std::string, Ino>> out;
+  Status st = store.ListDir(parent, at, [&](std::string_view name, const DirentRecord& rec) {
+    out.emplace_back(std::string(name), rec.child);
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return out;
+}
+
+using StoreTest = testing::StoreTestBase;
+
+// A test that makes its own store (or none).
+class StoreInitTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  const std::string path_ = dir_.path() + "/store";
+};
+
+// ---------------------------------------------------------------------------
+// Init and Open.
+
+TEST_F(StoreInitTest, InitCreatesAPrivateStoreWithMarkerDbAndPacks) {
+  ASSERT_OK(Store::Init(path_, {}));
+  EXPECT_EQ(ModeOf(path_), 0700u);
+  EXPECT_EQ(ReadWholeFile(path_ + "/SNAPFS"), "snapfs store\nformat 1\n");
+  EXPECT_EQ(ModeOf(path_ + "/SNAPFS"), 0600u);
+  EXPECT_TRUE(fsys::is_directory(path_ + "/db"));
+  EXPECT_TRUE(fsys::is_directory(path_ + "/packs"));
+}
+
+TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
+  InitOptions init;
+  init.root_uid = 1000;
+  init.root_gid = 100;
+  init.root_mode = 0750;
+  const int64_t before = NowNs();
+  ASSERT_OK(Store::Init(path_, init));
+  const int64_t after = NowNs();
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+  for (const char* cf : {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates})
+    descs.emplace_back(cf, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path_ + "/db", descs, &cfs, &raw)
+                  .ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  auto get = [&](size_t cf, const std::string& key) {
+    std::string v;
+    rocksdb::Status st = db->Get(rocksdb::ReadOptions(), cfs[cf], key, &v);
+    EXPECT_TRUE(st.ok()) << key << ": " << st.ToString();
+    return v;
+  };
+  EXPECT_EQ(get(0, "format"), Unhex("00000001"));
+  EXPECT_EQ(get(0, "secret").size(), 192u);
+  EXPECT_EQ(get(0, "chunker"), Unhex("00004000 00010000 00040000"));
+  EXPECT_EQ(get(0, "zstd_level"), Unhex("00000003"));
+  EXPECT_EQ(get(0, "next_ino"), Unhex("0000000000000002"));
+  EXPECT_EQ(get(0, "state_gap"), Unhex("00000045d964b800"));  // 300 s.
+  const std::string created = get(0, "created");
+  ASSERT_EQ(created.size(), 8u);
+  int64_t created_ns = 0;
+  for (char c : created) created_ns = created_ns << 8 | static_cast<uint8_t>(c);
+  EXPECT_GE(created_ns, before);
+  EXPECT_LE(created_ns, after);
+
+  ASSERT_OK_AND_ASSIGN(InodeRecord root,
+                       DecodeInodeRecord(get(2, keys::Inode(kRootIno, 1)), "root"));
+  EXPECT_EQ(root.op, Op::kInit);
+  EXPECT_EQ(root.mode, 040750u);
+  EXPECT_EQ(root.uid, 1000u);
+  EXPECT_EQ(root.gid, 100u);
+  EXPECT_EQ(root.nlink, 2u);
+  EXPECT_EQ(root.mtime_ns, created_ns);
+  ASSERT_OK_AND_ASSIGN(LogRecord log, DecodeLogRecord(get(5, keys::Log(1)), "log"));
+  EXPECT_EQ(log.op, Op::kInit);
+  EXPECT_EQ(log.ino, kRootIno);
+  EXPECT_EQ(log.time_ns, created_ns);
+  ASSERT_OK_AND_ASSIGN(StateRecord state, DecodeStateRecord(get(6, keys::State(1)), keys::State(1)));
+  EXPECT_EQ(state, (StateRecord{1, 1, created_ns, created_ns, 1, 0, 0, 0}));
+  for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
+}
+
+TEST_F(StoreInitTest, InitRefusesAnExistingStore) {
+  ASSERT_OK(Store::Init(path_, {}));
+  const auto before = Snapshot(path_);
+  EXPECT_CODE(Store::Init(path_, {}), Code::kExists);
+  EXPECT_EQ(Snapshot(path_), before);
+}
+
+TEST_F(StoreInitTest, InitRefusesANonEmptyFolderAndLeavesItUntouched) {
+  fsys::create_directory(path_);
+  WriteWholeFile(path_ + "/photo.jpg", "not a store");
+  const auto before = Snapshot(path_);
+  EXPECT_CODE(Store::Init(path_, {}), Code::kExists);
+  EXPECT_EQ(Snapshot(path_), before);
+}
+
+TEST_F(StoreInitTest, InitTakesAnEmptyFolderAndMakesItPrivate) {
+  ASSERT_EQ(::mkdir(path_.c_str(), 0755), 0);
+  ASSERT_OK(Store::Init(path_, {}));
+  EXPECT_EQ(ModeOf(path_), 0700u);
+  EXPECT_OK(Store::Open(path_, {}));
+}
+
+TEST_F(StoreInitTest, InitRefusesABadZstdLevel) {
+  InitOptions init;
+  init.zstd_level = 20;
+  EXPECT_CODE(Store::Init(path_, init), Code::kInvalid);
+  EXPECT_FALSE(fsys::exists(path_));
+}
+
+TEST_F(StoreInitTest, OpenOfAMissingPathIsNotFoundAndSuggestsInit) {
+  Result<std::unique_ptr<Store>> s = Store::Open(path_, {});
+  ASSERT_EQ(s.status().code(), Code::kNotFound) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("snapfs --init"), std::string::npos) << s.status().message();
+  EXPECT_FALSE(fsys::exists(path_));
+}
+
+TEST_F(StoreInitTest, OpenOfAFolderWithoutMarkerIsInvalidAndLeavesItUntouched) {
+  // Everything of a store but the marker: still not a store.
+  ASSERT_OK(Store::Init(path_, {}));
+  fsys::remove(path_ + "/SNAPFS");
+  WriteWholeFile(path_ + "/notes.txt", "mine");
+  const auto before = Snapshot(path_);
+  EXPECT_CODE(Store::Open(path_, {}), Code::kInvalid);
+  OpenOptions ro;
+  ro.read_only = true;
+  EXPECT_CODE(Store::Open(path_, ro), Code::kInvalid);
+  EXPECT_EQ(Snapshot(path_), before);
+}
+
+TEST_F(StoreInitTest, OpenOfAFormat2StoreIsVersionAndLeavesItUntouched) {
+  ASSERT_OK(Store::Init(path_, {}));
+  fsys::remove(path_ + "/SNAPFS");
+  WriteWholeFile(path_ + "/SNAPFS", "snapfs store\nformat 2\n");
+  const auto before = Snapshot(path_);
+  Result<std::unique_ptr<Store>> s = Store::Open(path_, {});
+  ASSERT_EQ(s.status().code(), Code::kVersion) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("made by an incompatible format version"), std::string::npos)
+      << s.status().message();
+  EXPECT_EQ(Snapshot(path_), before);
+}
+
+TEST_F(StoreInitTest, OpenOfAFileIsInvalid) {
+  WriteWholeFile(path_, "a file");
+  EXPECT_CODE(Store::Open(path_, {}), Code::kInvalid);
+}
+
+TEST_F(StoreTest, SecondReadWriteOpenIsBusy) {
+  Result<std::unique_ptr<Store>> second = Store::Open(path_, {});
+  EXPECT_EQ(second.status().code(), Code::kBusy) << second.status().ToString();
+  // The first one still works.
+  Mutation m;
+  m.PutDirent(kRootIno, "a", DirentRecord{2, 8});
+  EXPECT_EQ(CommitOp(m, Op::kCreate, 2), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Commit and reading old generations.
+
+TEST_F(StoreTest, FreshStoreHasOnlyTheRootAtGenerationOne) {
+  EXPECT_EQ(store_->latest(), 1u);
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> root, store_->GetInode(kRootIno, kLatest));
+  ASSERT_TRUE(root.has_value());
+  EXPECT_EQ(root->mode, 040755u);
+  EXPECT_TRUE(Listing(*store_, kRootIno, kLatest).empty());
+  EXPECT_EQ(store_->next_ino(), 2u);
+}
+
+TEST_F(StoreTest, CommitsMakeConsecutiveGenerationsWithNonDecreasingTimes) {
+  int64_t last = store_->latest_time_ns();
+  for (Generation want = 2; want < 20; ++want) {
+    Mutation m;
+    const Ino ino = store_->AllocateIno();
+    m.PutInode(ino, FileRecord(want));
+    EXPECT_EQ(CommitOp(m, Op::kCreate, ino), want);
+    EXPECT_EQ(store_->latest(), want);
+    ASSERT_OK_AND_ASSIGN(LogRecord log, store_->GetLog(want));
+    EXPECT_GE(log.time_ns, last);
+    EXPECT_EQ(log.time_ns, store_->latest_time_ns());
+    last = log.time_ns;
+  }
+  EXPECT_CODE(store_->GetLog(20), Code::kNotFound);
+}
+
+TEST_F(StoreTest, CommitStoresTheLogRecordWithItsTime) {
+  Mutation m;
+  m.PutDirent(kRootIno, "new", DirentRecord{7, 4});
+  LogRecord log;
+  log.op = Op::kRename;
+  log.ino = 7;
+  log.parent = 1;
+  log.name = "old";
+  log.parent2 = 1;
+  log.name2 = "new";
+  log.size = 3;
+  log.bytes_written = 4;
+  log.bytes_stored = 5;
+  const int64_t before = NowNs();
+  ASSERT_OK_AND_ASSIGN(Generation g, store_->Commit(m, log, {}));
+  ASSERT_OK_AND_ASSIGN(LogRecord got, store_->GetLog(g));
+  EXPECT_GE(got.time_ns, before);
+  log.time_ns = got.time_ns;
+  EXPECT_EQ(got, log);
+}
+
+TEST_F(StoreTest, GetInodeAtEachGenerationReturnsThatVersion) {
+  const Ino ino = store_->AllocateIno();
+  std::vector<Generation> gens;
+  for (uint64_t size = 10; size <= 50; size += 10) {
+    Mutation m;
+    m.PutInode(ino, FileRecord(size));
+    gens.push_back(CommitOp(m, Op::kWrite, ino));
+    // Another inode's versions interleave and must not leak into ino's.
+    Mutation other;
+    other.PutInode(ino + 1, FileRecord(size + 1));
+    CommitOp(other, Op::kWrite, ino + 1);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> none, store_->GetInode(ino, gens[0] - 1));
+  EXPECT_FALSE(none.has_value());
+  for (size_t i = 0; i < gens.size(); ++i) {
+    for (Generation at : {gens[i], gens[i] + 1}) {
+      ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> rec, store_->GetInode(ino, at));
+      ASSERT_TRUE(rec.has_value());
+      EXPECT_EQ(rec->size, 10 * (i + 1)) << "at " << at;
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> newest, store_->GetInode(ino, kLatest));
+  EXPECT_EQ(newest->size, 50u);
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> unknown, store_->GetInode(ino + 2, kLatest));
+  EXPECT_FALSE(unknown.has_value());
+}
+
+TEST_F(StoreTest, ListDirSkipsTombstonesAndNamesNotYetCreated) {
+  Mutation m2;
+  m2.PutDirent(kRootIno, "a", DirentRecord{2, 8});
+  const Generation g2 = CommitOp(m2, Op::kCreate, 2);
+  Mutation m3;
+  m3.PutDirent(kRootIno, "b", DirentRecord{3, 8});
+  const Generation g3 = CommitOp(m3, Op::kCreate, 3);
+  Mutation m4;
+  m4.PutDirent(kRootIno, "a", DirentRecord{0, 0});
+  const Generation g4 = CommitOp(m4, Op::kUnlink, 2);
+  Mutation m5;
+  m5.PutDirent(kRootIno, "a", DirentRecord{4, 4});
+  const Generation g5 = CommitOp(m5, Op::kMkdir, 4);
+
+  using L = std::vector<std::pair<std::string, Ino>>;
+  EXPECT_EQ(Listing(*store_, kRootIno, 1), L{});
+  EXPECT_EQ(Listing(*store_, kRootIno, g2), (L{{"a", 2}}));
+  EXPECT_EQ(Listing(*store_, kRootIno, g3), (L{{"a", 2}, {"b", 3}}));
+  EXPECT_EQ(Listing(*store_, kRootIno, g4), (L{{"b", 3}}));
+  EXPECT_EQ(Listing(*store_, kRootIno, g5), (L{{"a", 4}, {"b", 3}}));
+  EXPECT_EQ(Listing(*store_, kRootIno, kLatest), (L{{"a", 4}, {"b", 3}}));
+
+  ASSERT_OK_AND_ASSIGN(auto at4, store_->Lookup(kRootIno, "a", g4));
+  EXPECT_FALSE(at4.has_value());
+  ASSERT_OK_AND_ASSIGN(auto at3, store_->Lookup(kRootIno, "a", g3));
+  EXPECT_EQ(at3, (DirentRecord{2, 8}));
+  ASSERT_OK_AND_ASSIGN(auto at5, store_->Lookup(kRootIno, "a", kLatest));
+  EXPECT_EQ(at5, (DirentRecord{4, 4}));
+  ASSERT_OK_AND_ASSIGN(auto b_at2, store_->Lookup(kRootIno, "b", g2));
+  EXPECT_FALSE(b_at2.has_value());
+}
+
+TEST_F(StoreTest, ListDirStopsWhenTheCallbackReturnsFalse) {
+  Mutation m;
+  for (const char* name : {"a", "b", "c"}) m.PutDirent(kRootIno, name, DirentRecord{2, 8});
+  CommitOp(m, Op::kCreate, 2);
+  std::vector<std::string> seen;
+  ASSERT_OK(store_->ListDir(kRootIno, kLatest, [&](std::string_view name, const DirentRecord&) {
+    seen.emplace_back(name);
+    return seen.size() < 2;
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(StoreTest, LookupDoesNotConfuseNamesThatArePrefixesOfEachOther) {
+  Mutation m;
+  m.PutDirent(kRootIno, "ab", DirentRecord{3, 8});
+  m.PutDirent(kRootIno, std::string("a\x01", 2), DirentRecord{4, 8});
+  CommitOp(m, Op::kCreate, 3);
+  ASSERT_OK_AND_ASSIGN(auto a, store_->Lookup(kRootIno, "a", kLatest));
+  EXPECT_FALSE(a.has_value());
+  ASSERT_OK_AND_ASSIGN(auto abc, store_->Lookup(kRootIno, "abc", kLatest));
+  EXPECT_FALSE(abc.has_value());
+  ASSERT_OK_AND_ASSIGN(auto ab, store_->Lookup(kRootIno, "ab", kLatest));
+  EXPECT_EQ(ab, (DirentRecord{3, 8}));
+}
+
+// A seeded random history over two directories and names chosen to stress
+// key order (prefixes of each other, 0x01 and 0xff bytes), checked against a
+// model at every generation.
+TEST_F(StoreTest, EveryGenerationListsAndLooksUpExactlyItsTree) {
+  const std::vector<std::string> names = {
+      "a", std::string("a\x01", 2), "a\xff", "ab", "abc", "b", std::string("\x01", 1), "\xff",
+      "..", "z"};
+  const std::vector<Ino> dirs = {kRootIno, 50};
+  using Tree = std::map<std::pair<Ino, std::string>, DirentRecord>;
+  std::vector<Tree> model(2);  // model[g]: the tree at generation g (g >= 1).
+  std::map<Ino, std::vector<std::pair<Generation, uint64_t>>> sizes;  // ino -> (g, size).
+  std::mt19937_64 rng(42);
+  Ino next = 100;
+  for (int step = 0; step < 80; ++step) {
+    Tree tree = model.back();
+    Mutation m;
+    const int changes = 1 + static_cast<int>(rng() % 3);
+    const Generation g = store_->latest() + 1;
+    for (int c = 0; c < changes; ++c) {
+      const auto key = std::make_pair(dirs[rng() % dirs.size()], names[rng() % names.size()]);
+      if (rng() % 3 == 0) {
+        tree.erase(key);
+        m.PutDirent(key.first, key.second, DirentRecord{0, 0});
+      } else {
+        const DirentRecord rec{next++, static_cast<uint8_t>(rng() % 2 ? 8 : 4)};
+        tree[key] = rec;
+        m.PutDirent(key.first, key.second, rec);
+        m.PutInode(rec.child, FileRecord(g));
+        sizes[rec.child].emplace_back(g, g);
+      }
+    }
+    ASSERT_EQ(CommitOp(m, Op::kRename, 0), g);
+    model.push_back(std::move(tree));
+  }
+  for (Generation g = 1; g < model.size(); ++g) {
+    SCOPED_TRACE("generation " + std::to_string(g));
+    for (Ino dir : dirs) {
+      std::vector<std::pair<std::string, Ino>> want;
+      for (const auto& [key, rec] : model[g])
+        if (key.first == dir) want.emplace_back(key.second, rec.child);
+      std::sort(want.begin(), want.end());  // std::string orders bytes as unsigned.
+      EXPECT_EQ(Listing(*store_, dir, g), want);
+      for (const std::string& name : names) {
+        ASSERT_OK_AND_ASSIGN(std::optional<DirentRecord> got, store_->Lookup(dir, name, g));
+        auto it = model[g].find({dir, name});
+        EXPECT_EQ(got, it == model[g].end() ? std::nullopt : std::optional(it->second))
+            << HexBytes(name);
+      }
+    }
+  }
+  for (const auto& [ino, versions] : sizes) {
+    for (Generation g = 1; g < model.size(); ++g) {
+      ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> rec, store_->GetInode(ino, g));
+      std::optional<uint64_t> want;
+      for (const auto& [vg, size] : versions)
+        if (vg <= g) want = size;
+      EXPECT_EQ(rec ? std::optional(rec->size) : std::nullopt, want) << ino << " at " << g;
+    }
+  }
+}
+
+TEST_F(StoreTest, ListDirKeepsDirectoriesApart) {
+  Mutation m;
+  m.PutDirent(255, "x", DirentRecord{10, 8});
+  m.PutDirent(256, "y", DirentRecord{11, 8});
+  m.PutDirent(257, "\xff", DirentRecord{12, 8});
+  CommitOp(m, Op::kCreate, 10);
+  using L = std::vector<std::pair<std::string, Ino>>;
+  EXPECT_EQ(Listing(*store_, 255, kLatest), (L{{"x", 10}}));
+  EXPECT_EQ(Listing(*store_, 256, kLatest), (L{{"y", 11}}));
+  EXPECT_EQ(Listing(*store_, 257, kLatest), (L{{"\xff", 12}}));
+  EXPECT_EQ(Listing(*store_, 258, kLatest), L{});
+}
+
+TEST_F(StoreTest, VersionsAreListedOldestFirst) {
+  const Ino ino = store_->AllocateIno();
+  std::vector<Generation> gens;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    Mutation m;
+    m.PutInode(ino, FileRecord(i));
+    m.PutDirent(kRootIno, "f", DirentRecord{i == 2 ? 0 : ino, static_cast<uint8_t>(i == 2 ? 0 : 8)});
+    gens.push_back(CommitOp(m, Op::kWrite, ino));
+  }
+  std::vector<std::pair<Generation, uint64_t>> inode_versions;
+  ASSERT_OK(store_->InodeVersions(ino, [&](Generation g, const InodeRecord& r) {
+    inode_versions.emplace_back(g, r.size);
+    return true;
+  }));
+  EXPECT_EQ(inode_versions,
+            (std::vector<std::pair<Generation, uint64_t>>{{gens[0], 1}, {gens[1], 2}, {gens[2], 3}}));
+  std::vector<std::pair<Generation, Ino>> dirent_versions;
+  ASSERT_OK(store_->DirentVersions(kRootIno, "f", [&](Generation g, const DirentRecord& r) {
+    dirent_versions.emplace_back(g, r.child);
+    return true;
+  }));
+  EXPECT_EQ(dirent_versions,
+            (std::vector<std::pair<Generation, Ino>>{{gens[0], ino}, {gens[1], 0}, {gens[2], ino}}));
+}
+
+TEST_F(StoreTest, ContentOfManyExtentsIsSplitIntoPagesAndReadBack) {
+  std::vector<Extent> extents;
+  for (uint32_t i = 0; i < 2 * kExtentsPerPage + 10; ++i) {
+    ChunkId id;
+    id.bytes[0] = static_cast<uint8_t>(i);
+    id.bytes[1] = static_cast<uint8_t>(i >> 8);
+    extents.push_back(Extent{uint64_t{i} * 100 + (i % 7 == 0 ? 50 : 0), 40, 0, id});
+  }
+  const Ino ino = store_->AllocateIno();
+  Mutation m;
+  m.PutInode(ino, FileRecord(extents.back().end() + 5));
+  m.PutContent(ino, extents, {});
+  const Generation g = CommitOp(m, Op::kWrite, ino);
+  EXPECT_EQ(m.inode(ino).content_gen, g);
+  EXPECT_EQ(m.inode(ino).pages, 3u);
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> rec, store_->GetInode(ino, kLatest));
+  EXPECT_EQ(rec->content_gen, g);
+  EXPECT_EQ(rec->pages, 3u);
+  ASSERT_OK_AND_ASSIGN(std::vector<Extent> got, store_->GetExtents(ino, *rec));
+  EXPECT_EQ(got, extents);
+}
+
+TEST_F(StoreTest, CommitOfContentWithoutAnInodeRecordIsInvalidAndWritesNothing) {
+  Mutation m;
+  m.PutDirent(kRootIno, "a", DirentRecord{2, 8});
+  m.PutContent(2, {}, {});
+  LogRecord log;
+  EXPECT_CODE(store_->Commit(m, log, {}), Code::kInvalid);
+  EXPECT_EQ(store_->latest(), 1u);
+  EXPECT_TRUE(Listing(*store_, kRootIno, kLatest).empty());
+  Mutation ok;
+  ok.PutDirent(kRootIno, "b", DirentRecord{3, 8});
+  EXPECT_EQ(CommitOp(ok, Op::kCreate, 3), 2u);
+}
+
+// Names the dirent key cannot hold would make the whole directory unreadable.
+TEST_F(StoreTest, CommitRefusesANameTheKeyFormatCannotHold) {
+  for (const std::string& name : {std::string(), std::string("a\0b", 3), std::string("a/b")}) {
+    Mutation m;
+    m.PutDirent(kRootIno, name, DirentRecord{2, 8});
+    LogRecord log;
+    EXPECT_CODE(store_->Commit(m, log, {}), Code::kInvalid);
+  }
+  EXPECT_EQ(store_->latest(), 1u);
+  EXPECT_TRUE(Listing(*store_, kRootIno, kLatest).empty());
+}
+
+TEST_F(StoreTest, ReadOnlyStoreRefusesCommit) {
+  OpenOptions ro;
+  ro.read_only = true;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> reader, Store::Open(path_, ro));
+  Mutation m;
+  m.PutDirent(kRootIno, "a", DirentRecord{2, 8});
+  EXPECT_CODE(reader->Commit(m, LogRecord{}, {}), Code::kReadOnly);
+}
+
+// ---------------------------------------------------------------------------
+// Time.
+
+TEST_F(StoreTest, GenerationAtFindsTheNewestGenerationAtOrBeforeATime) {
+  for (int i = 0; i < 12; ++i) {
+    SleepMs(1);
+    Mutation m;
+    m.PutInode(2, FileRecord(static_cast<uint64_t>(i)));
+    CommitOp(m, Op::kWrite, 2);
+  }
+  std::vector<int64_t> times = {0};  // times[g]
+  for (Generation g = 1; g <= store_->latest(); ++g) {
+    ASSERT_OK_AND_ASSIGN(LogRecord log, store_->GetLog(g));
+    times.push_back(log.time_ns);
+  }
+  for (Generation g = 1; g < times.size(); ++g) {
+    SCOPED_TRACE("generation " + std::to_string(g));
+    ASSERT_LT(times[g - 1], times[g]);  // One ms apart.
+    ASSERT_OK_AND_ASSIGN(Generation at, store_->GenerationAt(times[g]));
+    EXPECT_EQ(at, g);
+    if (g > 1) {
+      ASSERT_OK_AND_ASSIGN(Generation just_before, store_->GenerationAt(times[g] - 1));
+      EXPECT_EQ(just_before, g - 1);
+      ASSERT_OK_AND_ASSIGN(Generation between, store_->GenerationAt((times[g - 1] + times[g]) / 2));
+      EXPECT_EQ(between, g - 1);
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(Generation future, store_->GenerationAt(INT64_MAX));
+  EXPECT_EQ(future, store_->latest());
+}
+
+TEST_F(StoreTest, GenerationAtBeforeTheFirstGenerationIsNotFound) {
+  ASSERT_OK_AND_ASSIGN(LogRecord first, store_->GetLog(1));
+  EXPECT_CODE(store_->GenerationAt(first.time_ns - 1), Code::kNotFound);
+  EXPECT_CODE(store_->GenerationAt(INT64_MIN), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(Generation g, store_->GenerationAt(first.time_ns));
+  EXPECT_EQ(g, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// States.
+
+std::vector<State> AllStates(Store& store) {
+  std::vector<State> out;
+  Status st = store.ListStates(1, [&](const State& s) {
+    out.push_back(s);
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return out;
+}
+
+TEST_F(StoreTest, CommitsWithinTheStateGapExtendOneState) {
+  for (Ino ino : {2, 3, 2, 4}) {
+    Mutation m;
+    m.PutInode(ino, FileRecord(1));
+    LogRecord log;
+    log.op = Op::kWrite;
+    log.ino = ino;
+    log.bytes_written = 100;
+    log.bytes_stored = 10;
+    ASSERT_OK(store_->Commit(m, log, {}));
+  }
+  const std::vector<State> states = AllStates(*store_);
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].first_gen, 1u);
+  EXPECT_EQ(states[0].last_gen, 5u);
+  EXPECT_EQ(states[0].changes, 5u);        // init and four writes.
+  EXPECT_EQ(states[0].files_changed, 3u);  // 2, 3 and 4.
+  EXPECT_EQ(states[0].bytes_written, 400u);
+  EXPECT_EQ(states[0].bytes_stored, 40u);
+  ASSERT_OK_AND_ASSIGN(LogRecord last, store_->GetLog(5));
+  EXPECT_EQ(states[0].end_ns, last.time_ns);
+}
+
+TEST_F(StoreTest, CommitAfterAQuietGapStartsANewState) {
+  store_.reset();
+  fsys::remove_all(path_);
+  InitOptions init;
+  init.state_gap_ns = 1;
+  ASSERT_NO_FATAL_FAILURE(InitAndOpen(init));
+  for (int i = 0; i < 3; ++i) {
+    SleepMs(1);
+    Mutation m;
+    m.PutInode(2, FileRecord(1));
+    CommitOp(m, Op::kWrite, 2);
+  }
+  const std::vector<State> states = AllStates(*store_);
+  ASSERT_EQ(states.size(), 4u);
+  for (Generation g = 1; g <= 4; ++g) {
+    const State& s = states[g - 1];
+    EXPECT_EQ(s.first_gen, g);
+    EXPECT_EQ(s.last_gen, g);
+    EXPECT_EQ(s.changes, 1u);
+    ASSERT_OK_AND_ASSIGN(LogRecord log, store_->GetLog(g));
+    EXPECT_EQ(s.end_ns, log.time_ns);
+  }
+  // ListStates starts at the state asked for.
+  std::vector<Generation> from3;
+  ASSERT_OK(store_->ListStates(3, [&](const State& s) {
+    from3.push_back(s.first_gen);
+    return true;
+  }));
+  EXPECT_EQ(from3, (std::vector<Generation>{3, 4}));
+}
+
+// A commit whose work began right after the previous change belongs to the
+// same burst even if it lands after the gap; one that began after a quiet
+// gap starts a new state at the time its work began.
+TEST_F(StoreTest, ActivityStartDecidesWhichStateACommitJoins) {
+  store_.reset();
+  fsys::remove_all(path_);
+  InitOptions init;
+  init.state_gap_ns = 50'000'000;  // 50 ms.
+  ASSERT_NO_FATAL_FAILURE(InitAndOpen(init));
+  ASSERT_OK_AND_ASSIGN(LogRecord first, store_->GetLog(1));
+  SleepMs(80);
+  CommitOptions busy;
+  busy.activity_start_ns = first.time_ns + 10'000'000;  // Began 10 ms after gen 1.
+  Mutation m2;
+  m2.PutInode(2, FileRecord(1));
+  CommitOp(m2, Op::kWrite, 2, busy);
+  ASSERT_EQ(AllStates(*store_).size(), 1u);
+
+  SleepMs(80);
+  CommitOptions quiet;
+  quiet.activity_start_ns = NowNs() - 5'000'000;
+  Mutation m3;
+  m3.PutInode(3, FileRecord(1));
+  const Generation g3 = CommitOp(m3, Op::kWrite, 3, quiet);
+  const std::vector<State> states = AllStates(*store_);
+  ASSERT_EQ(states.size(), 2u);
+  EXPECT_EQ(states[0].last_gen, 2u);
+  EXPECT_EQ(states[1].first_gen, g3);
+  EXPECT_EQ(states[1].start_ns, quiet.activity_start_ns);
+  EXPECT_EQ(states[1].files_changed, 1u);
+}
+
+// ---------------------------------------------------------------------------
+// Readers and reopening.
+
+TEST_F(StoreTest, ReadOnlyStoreSeesNewCommitsAfterCatchUp) {
+  OpenOptions ro;
+  ro.read_only = true;
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> reader, Store::Open(path_, ro));
+  EXPECT_TRUE(reader->read_only());
+  EXPECT_EQ(reader->latest(), 1u);
+
+  Mutation m;
+  m.PutDirent(kRootIno, "a", DirentRecord{2, 8});
+  m.PutInode(2, FileRecord(7));
+  const Generation g = CommitOp(m, Op::kCreate, 2);
+  EXPECT_EQ(reader->latest(), 1u);
+  ASSERT_OK(reader->CatchUp());
+  EXPECT_EQ(reader->latest(), g);
+  EXPECT_EQ(reader->latest_time_ns(), store_->latest_time_ns());
+  ASSERT_OK_AND_ASSIGN(auto entry, reader->Lookup(kRootIno, "a", kLatest));
+  EXPECT_EQ(entry, (DirentRecord{2, 8}));
+  ASSERT_OK_AND_ASSIGN(auto inode, reader->GetInode(2, kLatest));
+  EXPECT_EQ(inode->size, 7u);
+}
+
+TEST_F(StoreTest, ReopeningKeepsEverything) {
+  const Ino ino = store_->AllocateIno();
+  const Ino unused = store_->AllocateIno();
+  Mutation m;
+  m.PutDirent(kRootIno, "a", DirentRecord{ino, 8});
+  m.PutInode(ino, FileRecord(3));
+  const Generation g = CommitOp(m, Op::kCreate, ino);
+  Mutation m2;
+  m2.PutDirent(kRootIno, "a", DirentRecord{0, 0});
+  const Generation g2 = CommitOp(m2, Op::kUnlink, ino);
+  const int64_t time = store_->latest_time_ns();
+  const std::vector<State> states = AllStates(*store_);
+
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(store_->latest(), g2);
+  EXPECT_EQ(store_->latest_time_ns(), time);
+  EXPECT_EQ(store_->next_ino(), unused + 1);  // Handed-out numbers are never reused.
+  EXPECT_EQ(AllStates(*store_), states);
+  ASSERT_OK_AND_ASSIGN(auto at_g, store_->Lookup(kRootIno, "a", g));
+  EXPECT_EQ(at_g, (DirentRecord{ino, 8}));
+  ASSERT_OK_AND_ASSIGN(auto now, store_->Lookup(kRootIno, "a", kLatest));
+  EXPECT_FALSE(now.has_value());
+  ASSERT_OK_AND_ASSIGN(auto inode, store_->GetInode(ino, kLatest));
+  EXPECT_EQ(inode->size, 3u);
+  // Commits continue where they left off.
+  Mutation m3;
+  m3.PutDirent(kRootIno, "b", DirentRecord{ino, 8});
+  EXPECT_EQ(CommitOp(m3, Op::kLink, ino), g2 + 1);
+  ASSERT_OK_AND_ASSIGN(LogRecord log, store_->GetLog(g2 + 1));
+  EXPECT_GE(log.time_ns, time);
+}
+
+}  // namespace
+}  // namespace snapfs::store
