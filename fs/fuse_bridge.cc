@@ -11,6 +11,8 @@
 #include <cstdarg>
 #include <cstdio>
 #include <exception>
+#include <memory>
+#include <string>
 
 #include "fs/log.h"
 
@@ -100,7 +102,7 @@ void ReplyNone(fuse_req_t req) { fuse_reply_none(req); }
 // replying (a Vfs call ran out of memory, say) the request is answered by
 // `on_error` instead, and nothing crosses into libfuse's C code.
 template <typename Body>
-void Serve(fuse_req_t req, const char* op, Body&& body, void (*on_error)(fuse_req_t) = ReplyEio) {
+void Handle(fuse_req_t req, const char* op, Body&& body, void (*on_error)(fuse_req_t) = ReplyEio) {
   try {
     body();
   } catch (const std::exception& e) {
@@ -120,10 +122,14 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
     if (conn->capable & cap) conn->want |= cap;
   };
   // With writeback caching the kernel gathers small writes into large ones
-  // and answers reads of just-written pages itself; the Vfs sees whole pages.
+  // and serves reads from the pages it caches.
   if (!vfs.read_only()) want(FUSE_CAP_WRITEBACK_CACHE);
   want(FUSE_CAP_ASYNC_READ);
   want(FUSE_CAP_PARALLEL_DIROPS);
+  // libfuse asks for this by default; it would leave clearing the setuid and
+  // setgid bits on write, truncate and chown to the Vfs, which does not. The
+  // kernel does it instead, through setattr, as on any disk.
+  conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->max_write = kMaxWrite;
   conn->max_readahead = std::max(conn->max_readahead, kMinReadahead);
   conn->max_background = kMaxBackground;
@@ -141,7 +147,7 @@ void OnDestroy(void* userdata) {
 // --- Names -----------------------------------------------------------------
 
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Serve(req, "lookup", [&] {
+  Handle(req, "lookup", [&] {
     Vfs& vfs = VfsOf(req);
     Result<Attr> attr = vfs.Lookup(parent, name);
     if (!attr.ok() && attr.status().code() == Code::kNotFound) {
@@ -156,14 +162,14 @@ void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void OnForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  Serve(req, "forget", [&] {
+  Handle(req, "forget", [&] {
     VfsOf(req).Forget(ino, nlookup);
     fuse_reply_none(req);
   }, ReplyNone);
 }
 
 void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  Serve(req, "forget", [&] {
+  Handle(req, "forget", [&] {
     Vfs& vfs = VfsOf(req);
     for (size_t i = 0; i < count; ++i) vfs.Forget(forgets[i].ino, forgets[i].nlookup);
     fuse_reply_none(req);
@@ -171,12 +177,12 @@ void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
 }
 
 void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  Serve(req, "getattr", [&] { ReplyAttr(req, VfsOf(req).GetAttr(ino)); });
+  Handle(req, "getattr", [&] { ReplyAttr(req, VfsOf(req).GetAttr(ino)); });
 }
 
 void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                fuse_file_info* /*fi*/) {
-  Serve(req, "setattr", [&] {
+  Handle(req, "setattr", [&] {
     SetAttrRequest r;
     if (to_set & FUSE_SET_ATTR_MODE) r.mode = attr->st_mode & 07777;
     if (to_set & FUSE_SET_ATTR_UID) r.uid = attr->st_uid;
@@ -192,7 +198,7 @@ void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
 }
 
 void OnReadlink(fuse_req_t req, fuse_ino_t ino) {
-  Serve(req, "readlink", [&] {
+  Handle(req, "readlink", [&] {
     Result<std::string> target = VfsOf(req).Readlink(ino);
     if (!target.ok()) return ReplyStatus(req, target.status());
     fuse_reply_readlink(req, target->c_str());
@@ -200,44 +206,46 @@ void OnReadlink(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void OnMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  Serve(req, "mknod", [&] {
+  Handle(req, "mknod", [&] {
     ReplyEntry(req, VfsOf(req).Mknod(parent, name, mode, rdev, CallerOf(req)));
   });
 }
 
 void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Serve(req, "mkdir", [&] { ReplyEntry(req, VfsOf(req).Mkdir(parent, name, mode, CallerOf(req))); });
+  Handle(req, "mkdir", [&] {
+    ReplyEntry(req, VfsOf(req).Mkdir(parent, name, mode, CallerOf(req)));
+  });
 }
 
 void OnSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-  Serve(req, "symlink", [&] {
+  Handle(req, "symlink", [&] {
     ReplyEntry(req, VfsOf(req).Symlink(parent, name, target, CallerOf(req)));
   });
 }
 
 void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Serve(req, "unlink", [&] { ReplyStatus(req, VfsOf(req).Unlink(parent, name)); });
+  Handle(req, "unlink", [&] { ReplyStatus(req, VfsOf(req).Unlink(parent, name)); });
 }
 
 void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Serve(req, "rmdir", [&] { ReplyStatus(req, VfsOf(req).Rmdir(parent, name)); });
+  Handle(req, "rmdir", [&] { ReplyStatus(req, VfsOf(req).Rmdir(parent, name)); });
 }
 
 void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
               const char* new_name, unsigned int flags) {
-  Serve(req, "rename", [&] {
+  Handle(req, "rename", [&] {
     ReplyStatus(req, VfsOf(req).Rename(parent, name, new_parent, new_name, flags));
   });
 }
 
 void OnLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
-  Serve(req, "link", [&] { ReplyEntry(req, VfsOf(req).Link(ino, new_parent, new_name)); });
+  Handle(req, "link", [&] { ReplyEntry(req, VfsOf(req).Link(ino, new_parent, new_name)); });
 }
 
 // --- Files -----------------------------------------------------------------
 
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Serve(req, "open", [&] {
+  Handle(req, "open", [&] {
     Vfs& vfs = VfsOf(req);
     Result<FileHandle> fh = vfs.Open(ino, fi->flags);
     if (!fh.ok()) return ReplyStatus(req, fh.status());
@@ -250,7 +258,7 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               fuse_file_info* fi) {
-  Serve(req, "create", [&] {
+  Handle(req, "create", [&] {
     Vfs& vfs = VfsOf(req);
     Result<Vfs::Created> c = vfs.Create(parent, name, mode, fi->flags, CallerOf(req));
     if (!c.ok()) return ReplyStatus(req, c.status());
@@ -265,7 +273,7 @@ void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void OnRead(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
-  Serve(req, "read", [&] {
+  Handle(req, "read", [&] {
     auto buf = std::make_unique_for_overwrite<char[]>(size);
     Result<size_t> n = VfsOf(req).Read(fi->fh, static_cast<uint64_t>(off), size, buf.get());
     if (!n.ok()) return ReplyStatus(req, n.status());
@@ -275,7 +283,7 @@ void OnRead(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_fil
 
 void OnWrite(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
-  Serve(req, "write", [&] {
+  Handle(req, "write", [&] {
     Result<size_t> n = VfsOf(req).Write(fi->fh, static_cast<uint64_t>(off), buf, size);
     if (!n.ok()) return ReplyStatus(req, n.status());
     fuse_reply_write(req, *n);
@@ -283,20 +291,20 @@ void OnWrite(fuse_req_t req, fuse_ino_t /*ino*/, const char* buf, size_t size, o
 }
 
 void OnFlush(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
-  Serve(req, "flush", [&] { ReplyStatus(req, VfsOf(req).Flush(fi->fh)); });
+  Handle(req, "flush", [&] { ReplyStatus(req, VfsOf(req).Flush(fi->fh)); });
 }
 
 void OnRelease(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
-  Serve(req, "release", [&] { ReplyStatus(req, VfsOf(req).Release(fi->fh)); });
+  Handle(req, "release", [&] { ReplyStatus(req, VfsOf(req).Release(fi->fh)); });
 }
 
 void OnFsync(fuse_req_t req, fuse_ino_t /*ino*/, int datasync, fuse_file_info* fi) {
-  Serve(req, "fsync", [&] { ReplyStatus(req, VfsOf(req).Fsync(fi->fh, datasync != 0)); });
+  Handle(req, "fsync", [&] { ReplyStatus(req, VfsOf(req).Fsync(fi->fh, datasync != 0)); });
 }
 
 void OnFallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, off_t length,
                  fuse_file_info* fi) {
-  Serve(req, "fallocate", [&] {
+  Handle(req, "fallocate", [&] {
     ReplyStatus(req, VfsOf(req).Fallocate(fi->fh, mode, static_cast<uint64_t>(offset),
                                           static_cast<uint64_t>(length)));
   });
@@ -305,7 +313,7 @@ void OnFallocate(fuse_req_t req, fuse_ino_t /*ino*/, int mode, off_t offset, off
 // --- Directories -----------------------------------------------------------
 
 void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Serve(req, "opendir", [&] {
+  Handle(req, "opendir", [&] {
     Vfs& vfs = VfsOf(req);
     Result<FileHandle> fh = vfs.OpenDir(ino);
     if (!fh.ok()) return ReplyStatus(req, fh.status());
@@ -321,7 +329,7 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 // Entry i of the snapshot taken by OpenDir has cookie i + 1: the offset at
 // which the next ReadDir resumes.
 void OnReaddir(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
-  Serve(req, "readdir", [&] {
+  Handle(req, "readdir", [&] {
     const std::vector<DirEntry>& entries = VfsOf(req).DirEntries(fi->fh);
     auto buf = std::make_unique_for_overwrite<char[]>(size);
     size_t used = 0;
@@ -340,18 +348,18 @@ void OnReaddir(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_
 }
 
 void OnReleasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) {
-  Serve(req, "releasedir", [&] {
+  Handle(req, "releasedir", [&] {
     VfsOf(req).ReleaseDir(fi->fh);
     fuse_reply_err(req, 0);
   });
 }
 
 void OnFsyncdir(fuse_req_t req, fuse_ino_t /*ino*/, int /*datasync*/, fuse_file_info* /*fi*/) {
-  Serve(req, "fsyncdir", [&] { ReplyStatus(req, VfsOf(req).FsyncDir()); });
+  Handle(req, "fsyncdir", [&] { ReplyStatus(req, VfsOf(req).FsyncDir()); });
 }
 
 void OnStatfs(fuse_req_t req, fuse_ino_t /*ino*/) {
-  Serve(req, "statfs", [&] {
+  Handle(req, "statfs", [&] {
     Result<FsStats> s = VfsOf(req).StatFs();
     if (!s.ok()) return ReplyStatus(req, s.status());
     struct statvfs sv {};
@@ -449,8 +457,12 @@ class FuseArgs {
 
 Result<std::unique_ptr<FuseMount>> FuseMount::Mount(Vfs* vfs, const MountOptions& options) {
   struct stat st;
-  if (::stat(options.mountpoint.c_str(), &st) != 0)
+  if (::stat(options.mountpoint.c_str(), &st) != 0) {
+    if (errno == ENOTCONN)
+      return Status::Io("mount point " + options.mountpoint +
+                        " is a crashed mount; clear it with: fusermount3 -u " + options.mountpoint);
     return Status::FromErrno(errno, "mount point " + options.mountpoint);
+  }
   if (!S_ISDIR(st.st_mode))
     return Status::Io("mount point " + options.mountpoint + " is not a directory");
 

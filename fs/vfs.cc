@@ -27,6 +27,12 @@ struct Vfs::Inode {
   InodeRecord rec;                               // As last committed (or folded times).
   std::unique_ptr<store::FileContent> content;   // Regular files while open or dirty.
   int64_t dirty_since_ns = 0;                    // First write since the last commit.
+  // A copy of `rec` for checks made before `mu` is held: every call that
+  // replaces `rec` holds `mu`.
+  InodeRecord Record() {
+    std::lock_guard lock(mu);
+    return rec;
+  }
   // Guarded by Vfs::table_mu_.
   uint64_t lookups = 0;
   int opens = 0;
@@ -64,9 +70,17 @@ Status CheckName(std::string_view name) {
 
 Status NotADir(Ino ino) { return Status(Code::kNotDir, "inode " + std::to_string(ino)); }
 
+// A view of an earlier generation is read-only whatever the caller asked: a
+// change on top of it would commit records copied from the past as the newest.
+VfsOptions Checked(VfsOptions options) {
+  if (options.at != store::kLatest) options.read_only = true;
+  return options;
+}
+
 }  // namespace
 
-Vfs::Vfs(store::Store* store, VfsOptions options) : store_(store), options_(options) {
+Vfs::Vfs(store::Store* store, VfsOptions options)
+    : store_(store), options_(Checked(options)) {
   if (options_.snapfs_dir && !options_.read_only) snap_ = std::make_unique<SnapshotDir>(store);
 }
 
@@ -191,7 +205,7 @@ Result<Attr> Vfs::Lookup(Ino parent, std::string_view name) {
   if (name.size() > store::kMaxNameLength)
     return Status(Code::kNameTooLong, "name longer than 255 bytes");
   SNAPFS_ASSIGN_OR_RETURN(InodePtr p, GetInode(parent));
-  if (!IsDir(p->rec)) return NotADir(parent);
+  if (!IsDir(p->Record())) return NotADir(parent);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr child, LookupChild(parent, name));
   if (!child) return Status::NotFound(std::string(name));
   std::lock_guard ilock(child->mu);
@@ -379,7 +393,7 @@ Status Vfs::RemoveEntry(Ino parent, std::string_view name, bool dir) {
   SNAPFS_RETURN_IF_ERROR(CheckName(name));
   std::lock_guard ns(ns_mu_);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr p, GetInode(parent));
-  if (!IsDir(p->rec)) return NotADir(parent);
+  if (!IsDir(p->Record())) return NotADir(parent);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr c, LookupChild(parent, name));
   if (!c) return Status::NotFound(std::string(name));
   MultiLock locks(std::vector<InodePtr>{p, c});
@@ -452,17 +466,18 @@ Status Vfs::Rename(Ino parent, std::string_view name, Ino new_parent, std::strin
   std::lock_guard ns(ns_mu_);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr p1, GetInode(parent));
   SNAPFS_ASSIGN_OR_RETURN(InodePtr p2, GetInode(new_parent));
-  if (!IsDir(p1->rec)) return NotADir(parent);
-  if (!IsDir(p2->rec)) return NotADir(new_parent);
-  if (p2->rec.nlink == 0) return Status::NotFound("target directory was removed");
+  if (!IsDir(p1->Record())) return NotADir(parent);
+  const InodeRecord p2rec = p2->Record();
+  if (!IsDir(p2rec)) return NotADir(new_parent);
+  if (p2rec.nlink == 0) return Status::NotFound("target directory was removed");
   SNAPFS_ASSIGN_OR_RETURN(InodePtr s, LookupChild(parent, name));
   if (!s) return Status::NotFound(std::string(name));
   SNAPFS_ASSIGN_OR_RETURN(InodePtr t, LookupChild(new_parent, new_name));
   if (t && (flags & kRenameNoReplace)) return Status::Exists(std::string(new_name));
   if (!t && exchange) return Status::NotFound(std::string(new_name));
   if (t == s) return Status::Ok();  // Two names of one inode: POSIX says do nothing.
-  const bool sdir = IsDir(s->rec);
-  const bool tdir = t && IsDir(t->rec);
+  const bool sdir = IsDir(s->Record());
+  const bool tdir = t && IsDir(t->Record());
   if (sdir && parent != new_parent) {
     SNAPFS_ASSIGN_OR_RETURN(bool loop, IsAncestor(s->ino, new_parent));
     if (loop) return Status::Invalid("cannot move a directory into itself");
@@ -542,12 +557,13 @@ Result<Attr> Vfs::Link(Ino ino, Ino new_parent, std::string_view new_name) {
   std::lock_guard ns(ns_mu_);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr s, GetInode(ino));
   SNAPFS_ASSIGN_OR_RETURN(InodePtr p, GetInode(new_parent));
-  if (!IsDir(p->rec)) return NotADir(new_parent);
-  if (IsDir(s->rec)) return Status(Code::kPermission, "hard link to a directory");
+  if (!IsDir(p->Record())) return NotADir(new_parent);
+  if (IsDir(s->Record())) return Status(Code::kPermission, "hard link to a directory");
   SNAPFS_ASSIGN_OR_RETURN(auto existing, store_->Lookup(new_parent, new_name, store::kLatest));
   if (existing) return Status::Exists(std::string(new_name));
   MultiLock locks(std::vector<InodePtr>{s, p});
   if (s->rec.nlink == 0) return Status::NotFound("inode was removed");
+  if (p->rec.nlink == 0) return Status::NotFound("target directory was removed");
   const int64_t now = NowNs();
   InodeRecord srec = s->rec;
   srec.op = Op::kLink;
@@ -587,7 +603,9 @@ Result<FileHandle> Vfs::Open(Ino ino, int flags) {
     std::lock_guard ilock(inode->mu);
     if (IsDir(inode->rec)) return Status(Code::kIsDir, "open of a directory");
     SNAPFS_RETURN_IF_ERROR(LoadContent(*inode));
-    if ((flags & O_TRUNC) && S_ISREG(inode->rec.mode) && (flags & O_ACCMODE) != O_RDONLY) {
+    // Linux truncates on O_TRUNC whatever the access mode (O_RDONLY too), and
+    // with atomic_o_trunc the kernel leaves that truncation to this open.
+    if ((flags & O_TRUNC) && S_ISREG(inode->rec.mode)) {
       SNAPFS_RETURN_IF_ERROR(inode->content->Truncate(0));
       const int64_t now = NowNs();
       inode->rec.mtime_ns = inode->rec.ctime_ns = now;
@@ -717,7 +735,7 @@ Status Vfs::Fallocate(FileHandle fh, int mode, uint64_t offset, uint64_t len) {
 Result<FileHandle> Vfs::OpenDir(Ino ino) {
   if (IsSnapfs(ino)) return snap_->OpenDir(ino);
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
-  if (!IsDir(inode->rec)) return NotADir(ino);
+  if (!IsDir(inode->Record())) return NotADir(ino);
   auto od = std::make_unique<OpenDirectory>();
   Ino up = ino;
   if (ino != store::kRootIno) {

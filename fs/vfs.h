@@ -98,7 +98,7 @@ using FileHandle = uint64_t;
 
 struct VfsOptions {
   Generation at = store::kLatest;  // Which tree to show.
-  bool read_only = false;          // Must be true when `at` is not kLatest.
+  bool read_only = false;          // Forced to true when `at` is not kLatest.
   uint32_t blksize = 65536;        // st_blksize reported for files.
   // Serve the hidden .snapfs folder in the root (fs/snapshot_dir.h): only
   // for the live view.

@@ -61,7 +61,11 @@ Status FromRocks(const rocksdb::Status& st, const std::string& what) {
   if (st.IsNoSpace()) return Status::NoSpace(msg);
   if (st.IsCorruption()) return Status::Corruption(msg);
   if (st.IsNotFound()) return Status::NotFound(msg);
-  if (st.IsIOError() && st.ToString().find("lock") != std::string::npos)
+  // RocksDB reports a held LOCK file as an IOError; only its two messages for
+  // that mean busy (a path such as /data/blocks/ must not).
+  const std::string text = st.ToString();
+  if (st.IsIOError() && (text.find("While lock file: ") != std::string::npos ||
+                         text.find("lock hold by current process") != std::string::npos))
     return Status::Busy(what + ": the store is in use by another process (is it mounted?)");
   return Status::Io(msg);
 }

@@ -121,7 +121,8 @@ Status ParseDateTime(std::string_view text, Fields* f) {
       !c.Fixed(2, &f->day))
     return shape;
   if (!c.done()) {
-    if (!c.Eat('T') && !c.Eat(' ')) return shape;
+    if (!c.Eat('T') && !c.Eat(' '))
+      return Bad(text, "unexpected '" + std::string(c.rest()) + "' at the end");
     f->has_time = true;
     if (!c.Fixed(2, &f->hour) || !c.Eat(':') || !c.Fixed(2, &f->minute)) return shape;
     if (c.Eat(':')) {

@@ -10,7 +10,12 @@
 // Folders end in "/". Reference: docs/cli.md; exit codes: tools/exit_codes.h.
 #include <sys/stat.h>
 
+// GCC 12 warns about a null dereference inside CLI11's own string splitting
+// (a false positive of -Wnull-dereference in std::vector's reallocation).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wnull-dereference"
 #include <CLI/CLI.hpp>
+#pragma GCC diagnostic pop
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -195,7 +200,16 @@ Prints one line per change between the two states, sorted by path:
 Folders end in "/". Differences are not an error: the exit code is 0 either way.
 )";
 
-int Main(int argc, char** argv) {
+struct Args {
+  std::string store;
+  std::string when[2];
+  std::string path;
+  bool json = false;
+};
+
+// Parses the command line into *args; returns an exit code when the program
+// is done (--help, a usage error).
+std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
   CLI::App app("snapfs-diff: what was added, removed, modified and renamed between two states "
                "of a snapfs store.",
                kProgram);
@@ -203,31 +217,56 @@ int Main(int argc, char** argv) {
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string(kProgram) + ": " + e.what() + "\nRun with --help for more information.\n";
   });
-  std::string store_path, when_text[2], path;
-  bool json = false;
-  app.add_option("store", store_path, "The store (a folder made by snapfs --init)")
+  app.add_option("store", args->store, "The store (a folder made by snapfs --init)")
       ->required()
       ->option_text(" ");
-  app.add_option("when1", when_text[0], "The earlier state (see WHEN below)")->required()->option_text(" ");
-  app.add_option("when2", when_text[1], "The later state")->required()->option_text(" ");
-  app.add_option("path", path, "Compare only this file or folder (default /)")->option_text(" ");
-  app.add_flag("--json", json, "Print JSON for scripts");
+  app.add_option("when1", args->when[0], "The earlier state (see WHEN below)")
+      ->required()
+      ->option_text(" ");
+  app.add_option("when2", args->when[1], "The later state")->required()->option_text(" ");
+  app.add_option("path", args->path, "Compare only this file or folder (default /)")
+      ->option_text(" ");
+  app.add_flag("--json", args->json, "Print JSON for scripts");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? kExitOk : kExitUsage;
   }
+  return std::nullopt;
+}
 
+// Prints the change list as JSON, with the two generations compared.
+int PrintJsonChanges(store::Store& store, const std::string& path, const Generation (&g)[2],
+                     const std::vector<Change>& changes) {
+  nlohmann::json out = {{"path", path}};
+  for (int i = 0; i < 2; ++i) {
+    Result<store::LogRecord> log = store.GetLog(g[i]);
+    if (!log.ok()) return FailRead(kProgram, "reading the log", log.status());
+    nlohmann::json side = {{"generation", g[i]}};
+    PutTime(side, "time", log->time_ns);
+    out[i == 0 ? "from" : "to"] = side;
+  }
+  out["changes"] = nlohmann::json::array();
+  for (const Change& c : changes) out["changes"].push_back(ChangeJson(c));
+  PrintJson(out);
+  return kExitOk;
+}
+
+int Main(int argc, char** argv) {
+  Args args;
+  if (std::optional<int> done = ParseArgs(argc, argv, &args)) return *done;
+  // Usage errors first, before the store is opened.
   store::WhenSpec when[2];
   for (int i = 0; i < 2; ++i) {
-    Result<store::WhenSpec> w = store::ParseWhen(when_text[i]);
+    Result<store::WhenSpec> w = store::ParseWhen(args.when[i]);
     if (!w.ok()) return Fail(kProgram, kExitUsage, i == 0 ? "WHEN1" : "WHEN2", w.status().message());
     when[i] = *w;
   }
-  Result<std::vector<std::string>> parts = SplitPath(path.empty() ? "/" : path);
-  if (!parts.ok()) return Fail(kProgram, kExitUsage, path, parts.status().message());
+  Result<std::vector<std::string>> parts = SplitPath(args.path.empty() ? "/" : args.path);
+  if (!parts.ok()) return Fail(kProgram, kExitUsage, args.path, parts.status().message());
+  const std::string path = JoinPath(*parts);
 
-  Result<std::unique_ptr<store::Store>> opened = OpenStoreForReading(store_path);
+  Result<std::unique_ptr<store::Store>> opened = OpenStoreForReading(args.store);
   if (!opened.ok())
     return Fail(kProgram, ExitCodeForStoreError(opened.status()), "cannot open store",
                 opened.status().message());
@@ -238,34 +277,19 @@ int Main(int argc, char** argv) {
   bool found[2];
   for (int i = 0; i < 2; ++i) {
     Result<Generation> r = store::ResolveWhen(store, when[i], now);
-    if (!r.ok())
-      return Fail(kProgram, ExitCodeForReadError(r.status()), when_text[i], r.status().message());
+    if (!r.ok()) return FailRead(kProgram, args.when[i], r.status());
     g[i] = *r;
     Status st = CollectAt(store, *parts, g[i], &tree[i], &found[i]);
-    if (!st.ok()) return Fail(kProgram, ExitCodeForReadError(st), "reading g" + std::to_string(g[i]), st.message());
+    if (!st.ok()) return FailRead(kProgram, path + " at g" + std::to_string(g[i]), st);
   }
   if (!found[0] && !found[1])
-    return Fail(kProgram, kExitRuntime, JoinPath(*parts),
-                "no such file or directory at g" + std::to_string(g[0]) + " or g" + std::to_string(g[1]));
+    return Fail(kProgram, kExitRuntime, path,
+                "no such file or directory at g" + std::to_string(g[0]) + " or g" +
+                    std::to_string(g[1]));
   Result<std::vector<Change>> changes = Compare(store, tree[0], tree[1]);
-  if (!changes.ok())
-    return Fail(kProgram, ExitCodeForReadError(changes.status()), "comparing", changes.status().message());
-
-  if (json) {
-    nlohmann::json out = {{"path", JoinPath(*parts)}};
-    for (int i = 0; i < 2; ++i) {
-      Result<store::LogRecord> log = store.GetLog(g[i]);
-      if (!log.ok()) return Fail(kProgram, ExitCodeForReadError(log.status()), "reading log", log.status().message());
-      nlohmann::json side = {{"generation", g[i]}};
-      PutTime(side, "time", log->time_ns);
-      out[i == 0 ? "from" : "to"] = side;
-    }
-    out["changes"] = nlohmann::json::array();
-    for (const Change& c : *changes) out["changes"].push_back(ChangeJson(c));
-    PrintJson(out);
-  } else {
-    for (const Change& c : *changes) PrintChange(c);
-  }
+  if (!changes.ok()) return FailRead(kProgram, "comparing " + path, changes.status());
+  if (args.json) return PrintJsonChanges(store, path, g, *changes);
+  for (const Change& c : *changes) PrintChange(c);
   return kExitOk;
 }
 

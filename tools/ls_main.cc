@@ -46,10 +46,7 @@ struct Args {
   bool bytes = false;
 };
 
-// A failed read of the open store.
-int ReadFailed(const std::string& what, const Status& st) {
-  return Fail(kProgram, ExitCodeForReadError(st), what, st.message());
-}
+int ReadFailed(const std::string& what, const Status& st) { return FailRead(kProgram, what, st); }
 
 // --- States ------------------------------------------------------------------
 
@@ -120,26 +117,38 @@ int ListStates(store::Store& store, const Args& args, int64_t gap_ns) {
 
 // Paths of inodes as the log is replayed from generation 1: the log names a
 // file only where it is created, linked, renamed or removed, and writes name
-// just the inode.
+// just the inode. A removed inode keeps its last path, marked "(deleted)".
 class NameTracker {
  public:
-  std::string PathOf(Ino ino) const {
-    if (ino == store::kRootIno) return "/";
+  std::string Label(Ino ino) const {
     auto it = names_.find(ino);
-    if (it == names_.end()) return "<inode " + std::to_string(ino) + ">";
-    return ChildPath(PathOf(it->second.first), it->second.second);
+    if (ino == store::kRootIno || it == names_.end()) return PathOf(ino);
+    return it->second.removed ? PathOf(ino) + " (deleted)" : PathOf(ino);
   }
   std::string PathIn(Ino parent, const std::string& name) const {
     return ChildPath(PathOf(parent), name);
   }
-  void Set(Ino ino, Ino parent, const std::string& name) { names_[ino] = {parent, name}; }
+  void Set(Ino ino, Ino parent, const std::string& name) { names_[ino] = {parent, name, false}; }
   void Remove(Ino ino, Ino parent, const std::string& name) {
     auto it = names_.find(ino);
-    if (it != names_.end() && it->second == std::make_pair(parent, name)) names_.erase(it);
+    if (it != names_.end() && it->second.parent == parent && it->second.name == name)
+      it->second.removed = true;
   }
 
  private:
-  std::unordered_map<Ino, std::pair<Ino, std::string>> names_;
+  struct Name {
+    Ino parent;
+    std::string name;
+    bool removed;
+  };
+  std::string PathOf(Ino ino) const {
+    if (ino == store::kRootIno) return "/";
+    auto it = names_.find(ino);
+    if (it == names_.end()) return "<inode " + std::to_string(ino) + ">";
+    return PathIn(it->second.parent, it->second.name);
+  }
+
+  std::unordered_map<Ino, Name> names_;
 };
 
 // Cost: one log record per generation (this lists them all).
@@ -158,7 +167,7 @@ int ListGenerations(store::Store& store, const Args& args) {
       case store::Op::kSymlink:
       case store::Op::kMknod:
         names.Set(log.ino, log.parent, log.name);
-        path = names.PathOf(log.ino);
+        path = names.Label(log.ino);
         break;
       case store::Op::kLink:
         path = names.PathIn(log.parent, log.name);
@@ -174,7 +183,7 @@ int ListGenerations(store::Store& store, const Args& args) {
         names.Set(log.ino, log.parent2, log.name2);
         break;
       default:
-        path = names.PathOf(log.ino);
+        path = names.Label(log.ino);
     }
     if (args.json) {
       nlohmann::json j = {{"generation", g}, {"op", store::OpName(log.op)}, {"ino", log.ino},
@@ -284,7 +293,7 @@ int ListAt(store::Store& store, const store::WhenSpec& when, const Args& args) {
   if (!node.ok()) {
     const Status& st = node.status();
     const bool missing = st.code() == Code::kNotFound || st.code() == Code::kNotDir;
-    return Fail(kProgram, missing ? kExitRuntime : ExitCodeForReadError(st), path, st.message());
+    return missing ? Fail(kProgram, kExitRuntime, path, st.message()) : ReadFailed(path, st);
   }
   Result<store::LogRecord> log = store.GetLog(*g);
   if (!log.ok()) return ReadFailed("reading generation " + std::to_string(*g), log.status());

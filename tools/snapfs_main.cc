@@ -76,10 +76,10 @@ bool ParseInt(std::string_view text, int min, int max, int* out) {
 // leaves to the kernel (relatime by default).
 bool IsIgnoredMountOption(std::string_view o) {
   static constexpr std::string_view kIgnored[] = {
-      "defaults", "auto",     "noauto",     "user",        "nouser",        "users",
-      "owner",    "group",    "_netdev",    "nofail",      "silent",        "loud",
+      "defaults", "auto",       "noauto",      "user",          "nouser",   "users",
+      "owner",    "group",      "_netdev",     "nofail",        "silent",   "loud",
       "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime", "nolazytime",
-      "diratime", "nodiratime", "iversion", "noiversion"};
+      "diratime", "nodiratime", "iversion",    "noiversion"};
   for (std::string_view i : kIgnored)
     if (o == i) return true;
   return o.starts_with("x-") || o.starts_with("comment=");
@@ -93,9 +93,9 @@ Status ParseMountOptions(const std::vector<std::string>& raw, MountConfig* confi
     for (const auto& part : std::views::split(group, ',')) {
       const std::string o(part.begin(), part.end());
       int n = 0;
-      if (o.empty() || o == "rw" || IsIgnoredMountOption(o)) continue;
-      if (o == "ro") {
-        config->read_only = true;
+      if (o.empty() || IsIgnoredMountOption(o)) continue;
+      if (o == "ro" || o == "rw") {
+        config->read_only = o == "ro";  // The last one wins, as with mount(8).
       } else if (o.starts_with("zstd=")) {
         if (!ParseInt(std::string_view(o).substr(5), 1, 19, &n))
           return Status::Invalid("-o " + o + ": the zstd level must be 1..19");
@@ -157,8 +157,10 @@ int ForkDaemon() {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) != kExitOk) std::exit(WEXITSTATUS(status));
-  if (WIFSIGNALED(status))
-    std::exit(Fail(kExitRuntime, "daemon", std::string("killed by ") + strsignal(WTERMSIG(status))));
+  if (WIFSIGNALED(status)) {
+    const std::string why = std::string("killed by ") + ::strsignal(WTERMSIG(status));
+    std::exit(Fail(kExitRuntime, "daemon", why));
+  }
   std::exit(Fail(kExitRuntime, "daemon", "exited before the mount was up"));
 }
 
@@ -209,8 +211,11 @@ int RunMount(const MountArgs& args) {
   // Vfs::Shutdown, then the store closes.
   Result<std::unique_ptr<store::Store>> store = store::Store::Open(store_path, config.store);
   if (!store.ok())
-    return Fail(ExitCodeForStoreError(store.status()), "cannot open store", store.status().message());
-  fs::Vfs vfs(store->get(), fs::VfsOptions{.at = store::kLatest, .read_only = config.read_only, .snapfs_dir = true});
+    return Fail(ExitCodeForStoreError(store.status()), "cannot open store",
+                store.status().message());
+  fs::Vfs vfs(store->get(), fs::VfsOptions{.at = store::kLatest,
+                                           .read_only = config.read_only,
+                                           .snapfs_dir = true});
   fs::MountOptions mount_options;
   mount_options.mountpoint = mountpoint;
   mount_options.fsname = "snapfs:" + store_path;
@@ -234,8 +239,8 @@ int RunMount(const MountArgs& args) {
 }
 
 constexpr char kFooter[] = R"(
-Options given with -o: FUSE and kernel options (allow_other, default_permissions
-is always on, ...), "ro" for a read-only mount, and snapfs's own:
+-o takes FUSE and kernel options (allow_other, noexec, ...; default_permissions
+is always on), ro for a read-only mount, and snapfs's own:
   zstd=N       compression level of new chunks (1..19; default: the store's)
   cache_mb=N   size of the decoded-chunk cache in MiB (default 64)
 Generic mount(8) options (defaults, _netdev, nofail, x-*, relatime, ...) are

@@ -13,13 +13,14 @@ namespace snapfs::tools {
 
 int Fail(std::string_view program, int code, std::string_view what, std::string_view why) {
   std::cout.flush();
+  while (!why.empty() && why.back() == '\n') why.remove_suffix(1);
   std::cerr << program << ": " << what << ": " << why << "\n";
   return code;
 }
 
-int ExitCodeForReadError(const Status& st) {
-  return st.code() == Code::kCorruption || st.code() == Code::kVersion ? kExitStore
-                                                                        : kExitRuntime;
+int FailRead(std::string_view program, std::string_view what, const Status& st) {
+  const bool damaged = st.code() == Code::kCorruption || st.code() == Code::kVersion;
+  return Fail(program, damaged ? kExitStore : kExitRuntime, what, st.message());
 }
 
 Result<std::unique_ptr<store::Store>> OpenStoreForReading(const std::string& path) {

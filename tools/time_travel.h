@@ -28,9 +28,10 @@ using store::InodeRecord;
 // Prints "<program>: <what>: <why>" on stderr; returns `code`.
 int Fail(std::string_view program, int code, std::string_view what, std::string_view why);
 
-// The exit code for an error met while reading an open store: kExitStore
-// when the store is damaged or of another version, else kExitRuntime.
-int ExitCodeForReadError(const Status& st);
+// For an error met while reading an open store: prints "<program>: <what>:
+// <why>" and returns kExitStore when the store is damaged or of another
+// version, else kExitRuntime (e.g. a WHEN before the store's history).
+int FailRead(std::string_view program, std::string_view what, const Status& st);
 
 // Opens the store at `path` read-only (a RocksDB secondary: safe while the
 // daemon writes; it sees the daemon's commits up to this call). Errors as

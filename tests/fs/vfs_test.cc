@@ -8,10 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <random>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -63,6 +65,40 @@ TEST_F(VfsTest, WritesAtRandomOffsetsMatchAModel) {
   EXPECT_TRUE(got == model);
 }
 
+TEST_F(VfsTest, SequentialWritesInKernelSizedPiecesReadBack) {
+  const std::string data = SeededBytes(20 << 20, 11);  // Past the 4 MiB streaming threshold.
+  constexpr size_t kPiece = 128 << 10;                  // What the kernel sends.
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  for (size_t at = 0; at < data.size(); at += kPiece)
+    ASSERT_OK(vfs_->Write(c.fh, at, data.data() + at, std::min(kPiece, data.size() - at)));
+  ASSERT_OK_AND_ASSIGN(std::string before, ReadHandle(*vfs_, c.fh));
+  EXPECT_TRUE(before == data);
+  ASSERT_OK(vfs_->Release(c.fh));
+  ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_TRUE(after == data);
+}
+
+TEST_F(VfsTest, RandomWritesBeyondTheDirtyLimitMatchAModel) {
+  // More than FileContent's 32 MiB of dirty bytes before the first flush.
+  std::mt19937_64 rng(12);
+  std::string model(48 << 20, '\0');
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  for (int i = 0; i < 700; ++i) {
+    const size_t len = 1 + rng() % (128 << 10);
+    const uint64_t offset = rng() % (model.size() - len);
+    const std::string bytes = SeededBytes(len, 5000 + i);
+    ASSERT_OK(vfs_->Write(c.fh, offset, bytes.data(), len));
+    model.replace(offset, len, bytes);
+  }
+  const uint64_t size = vfs_->GetAttr(c.attr.ino)->size;
+  model.resize(size);
+  ASSERT_OK_AND_ASSIGN(std::string before, ReadHandle(*vfs_, c.fh));
+  EXPECT_TRUE(before == model);
+  ASSERT_OK(vfs_->Release(c.fh));
+  ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_TRUE(after == model);
+}
+
 TEST_F(VfsTest, WritePastTheEndLeavesAHoleOfZeros) {
   ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "head"));
   ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_WRONLY));
@@ -109,6 +145,40 @@ TEST_F(VfsTest, OpenWithTruncEmptiesTheFileAndRecordsAGeneration) {
   EXPECT_EQ(now, "");
   ASSERT_OK_AND_ASSIGN(std::string then, ReadFile(*PastAt(before), ino));
   EXPECT_EQ(then, "old bytes");
+}
+
+TEST_F(VfsTest, OpenReadOnlyWithTruncTruncatesAsLinuxDoes) {
+  // Linux truncates on O_RDONLY | O_TRUNC, and with FUSE's atomic_o_trunc
+  // the kernel leaves that truncation to our open.
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "old bytes"));
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_RDONLY | O_TRUNC));
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_OK_AND_ASSIGN(std::string now, ReadFile(*vfs_, ino));
+  EXPECT_EQ(now, "");
+}
+
+TEST_F(VfsTest, ManySmallExtentsSpanSeveralPagesAndReadBack) {
+  // Far-apart one-byte writes each become an extent: more than the 4096 of
+  // one extent page.
+  constexpr int kWrites = 5000;
+  std::string model;
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  for (int i = 0; i < kWrites; ++i) {
+    const char byte = static_cast<char>('a' + i % 26);
+    const uint64_t offset = static_cast<uint64_t>(i) * 100 + i % 7;
+    ASSERT_OK(vfs_->Write(c.fh, offset, &byte, 1));
+    model.resize(offset + 1, '\0');
+    model[offset] = byte;
+  }
+  ASSERT_OK(vfs_->Release(c.fh));
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_TRUE(got == model);
+  SetAttrRequest shrink;
+  shrink.size = model.size() / 2;
+  ASSERT_OK(vfs_->SetAttr(c.attr.ino, shrink));
+  ASSERT_OK_AND_ASSIGN(got, ReadFile(*vfs_, c.attr.ino));
+  EXPECT_TRUE(got == model.substr(0, model.size() / 2));
 }
 
 TEST_F(VfsTest, TruncateBySetAttrShrinksAndGrowsWithZeros) {
@@ -195,6 +265,36 @@ TEST_F(VfsTest, UnlinkedOpenFileStaysReadableAndWritable) {
   ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(c.attr.ino));
   EXPECT_EQ(a.nlink, 0u);
   ASSERT_OK(vfs_->Release(c.fh));
+}
+
+TEST_F(VfsTest, RenamedOpenFileCommitsItsWritesUnderTheNewName) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
+  ASSERT_OK(vfs_->Write(c.fh, 0, "abc", 3));
+  ASSERT_OK(vfs_->Rename(kRootIno, "f", d.ino, "g", 0));
+  const Generation renamed = latest();
+  ASSERT_OK(vfs_->Write(c.fh, 3, "def", 3));
+  ASSERT_OK(vfs_->Release(c.fh));
+  EXPECT_EQ(latest(), renamed + 1);
+  ASSERT_OK_AND_ASSIGN(Attr g, Stat(*vfs_, d.ino, "g"));
+  EXPECT_EQ(g.size, 6u);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, g.ino));
+  EXPECT_EQ(got, "abcdef");
+  ASSERT_OK_AND_ASSIGN(std::string then, ReadFile(*PastAt(renamed), g.ino));
+  EXPECT_EQ(then, "");  // The writes were not flushed yet at the rename.
+}
+
+TEST_F(VfsTest, HardLinkedNamesShareWrites) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "a", "one"));
+  ASSERT_OK(vfs_->Link(f, kRootIno, "b"));
+  vfs_->Forget(f, 1);
+  ASSERT_OK_AND_ASSIGN(Attr b, Stat(*vfs_, kRootIno, "b"));
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(b.ino, O_WRONLY));
+  ASSERT_OK(vfs_->Write(fh, 0, "two", 3));
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_OK_AND_ASSIGN(Attr a, Stat(*vfs_, kRootIno, "a"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, a.ino));
+  EXPECT_EQ(got, "two");
 }
 
 TEST_F(VfsTest, BadFileHandlesFailWithInvalid) {
@@ -419,6 +519,30 @@ TEST_F(VfsTest, PastViewRefusesEveryMutationWithReadOnly) {
   EXPECT_EQ(got, "data");
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
   EXPECT_EQ(names, (std::vector<std::string>{"d", "f"}));
+}
+
+TEST_F(VfsTest, ViewOfAnEarlierGenerationIsReadOnlyEvenIfNotAskedSo) {
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "f", "data"));
+  const Generation g = latest();
+  Vfs past(store_.get(), VfsOptions{.at = g, .read_only = false});
+  EXPECT_TRUE(past.read_only());
+  EXPECT_CODE(past.Mkdir(kRootIno, "m", 0755, kUser), Code::kReadOnly);
+  EXPECT_CODE(past.Unlink(kRootIno, "f"), Code::kReadOnly);
+  EXPECT_EQ(latest(), g);
+}
+
+TEST_F(VfsTest, PastViewsOfAReusedNameShowTheInodeOfTheirTime) {
+  ASSERT_OK_AND_ASSIGN(Attr first, vfs_->Mkdir(kRootIno, "x", 0755, kUser));
+  const Generation g1 = latest();
+  ASSERT_OK(vfs_->Rmdir(kRootIno, "x"));
+  const Generation g2 = latest();
+  ASSERT_OK_AND_ASSIGN(Ino second, WriteFile(*vfs_, kRootIno, "x", "file"));
+  ASSERT_OK_AND_ASSIGN(Attr at1, Stat(*PastAt(g1), kRootIno, "x"));
+  EXPECT_EQ(at1.ino, first.ino);
+  EXPECT_TRUE(S_ISDIR(at1.mode));
+  EXPECT_CODE(PastAt(g2)->Lookup(kRootIno, "x"), Code::kNotFound);
+  ASSERT_OK_AND_ASSIGN(Attr now, Stat(*vfs_, kRootIno, "x"));
+  EXPECT_EQ(now.ino, second);
 }
 
 TEST_F(VfsTest, PastViewDoesNotSeeLaterChanges) {
@@ -653,6 +777,21 @@ TEST_F(VfsTest, NamesWithSlashOrDotsFailWithInvalid) {
   EXPECT_CODE(vfs_->Mkdir(kRootIno, std::string("a\0b", 3), 0755, kUser), Code::kInvalid);
 }
 
+TEST_F(VfsTest, NothingCanBeAddedToARemovedDirectory) {
+  ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", ""));
+  ASSERT_OK(vfs_->Rmdir(kRootIno, "d"));  // The kernel may still hold d (a cwd).
+  const Generation g = latest();
+  EXPECT_CODE(vfs_->Mkdir(d.ino, "x", 0755, kUser), Code::kNotFound);
+  EXPECT_CODE(vfs_->Create(d.ino, "x", 0644, O_WRONLY, kUser), Code::kNotFound);
+  EXPECT_CODE(vfs_->Symlink(d.ino, "x", "t", kUser), Code::kNotFound);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "f", d.ino, "x", 0), Code::kNotFound);
+  EXPECT_CODE(vfs_->Link(f, d.ino, "x"), Code::kNotFound);
+  EXPECT_EQ(latest(), g);
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, d.ino));
+  EXPECT_TRUE(names.empty());
+}
+
 TEST_F(VfsTest, HardLinkToADirectoryFailsWithPermission) {
   ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
   EXPECT_CODE(vfs_->Link(d.ino, kRootIno, "d2"), Code::kPermission);
@@ -776,6 +915,106 @@ TEST_F(VfsTest, HundredThousandFilesInOneDirectoryAreAllListed) {
               static_cast<long long>(ms(listed - created)));
 }
 
+// Workers change their own directories and a shared one while a reader lists
+// and reads the shared one: no deadlock, one generation per change, and the
+// tree ends exactly as the sum of the workers' changes.
+TEST_F(VfsTest, ConcurrentChangesStayConsistent) {
+  constexpr int kWorkers = 4;
+  constexpr int kRounds = 120;
+  ASSERT_OK_AND_ASSIGN(Attr shared, vfs_->Mkdir(kRootIno, "shared", 0755, kUser));
+  std::vector<Ino> dirs;
+  for (int t = 0; t < kWorkers; ++t) {
+    ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "w" + std::to_string(t), 0755, kUser));
+    dirs.push_back(d.ino);
+  }
+  auto content = [](int t, int i) { return SeededBytes(1000 + 37 * i, 100'000 * t + i); };
+  const Generation start = latest();
+  std::atomic<uint64_t> expected_generations{0};
+  auto worker = [&](int t) {
+    const Ino dir = dirs[t];
+    uint64_t generations = 0;
+    auto expect_ok = [&](const Status& st, const std::string& what) {
+      EXPECT_TRUE(st.ok()) << what << ": " << st.ToString();
+      generations++;
+    };
+    for (int i = 0; i < kRounds; ++i) {
+      const std::string name = "f" + std::to_string(i);
+      const std::string tag = std::to_string(t) + "-" + std::to_string(i);
+      Result<Ino> f = WriteFile(*vfs_, dir, name, content(t, i));
+      EXPECT_TRUE(f.ok()) << f.status().ToString();
+      if (!f.ok()) return;
+      generations += 2;
+      if (i % 5 == 0) {
+        SetAttrRequest chmod;
+        chmod.mode = 0600;
+        expect_ok(vfs_->SetAttr(*f, chmod).status(), "chmod " + tag);
+      }
+      if (i % 3 == 0) {
+        expect_ok(vfs_->Rename(dir, name, shared.ino, "t" + tag, 0), "rename " + tag);
+      } else if (i % 3 == 1) {
+        expect_ok(vfs_->Unlink(dir, name), "unlink " + tag);
+      } else if (i % 7 == 2) {
+        Result<Attr> l = vfs_->Link(*f, shared.ino, "l" + tag);
+        if (l.ok()) vfs_->Forget(*f, 1);
+        expect_ok(l.status(), "link " + tag);
+      }
+      if (i % 4 == 0) {
+        expect_ok(vfs_->Mkdir(dir, "d" + std::to_string(i), 0755, kUser).status(), "mkdir");
+        if (i % 8 == 0) expect_ok(vfs_->Rmdir(dir, "d" + std::to_string(i)), "rmdir");
+      }
+    }
+    expected_generations += generations;
+  };
+  std::atomic<bool> stop{false};
+  auto reader = [&] {
+    while (!stop) {
+      Result<std::vector<std::string>> names = Names(*vfs_, shared.ino);
+      EXPECT_TRUE(names.ok()) << names.status().ToString();
+      if (!names.ok()) return;
+      for (const std::string& name : *names) {
+        Result<Attr> a = Stat(*vfs_, shared.ino, name);
+        EXPECT_TRUE(a.ok()) << name << ": " << a.status().ToString();
+        if (!a.ok()) continue;
+        Result<std::string> got = ReadFile(*vfs_, a->ino);
+        int t = 0, i = 0;
+        ASSERT_EQ(std::sscanf(name.c_str() + 1, "%d-%d", &t, &i), 2) << name;
+        EXPECT_TRUE(got.ok() && *got == content(t, i)) << name;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  std::thread read_thread(reader);
+  for (int t = 0; t < kWorkers; ++t) threads.emplace_back(worker, t);
+  for (auto& th : threads) th.join();
+  stop = true;
+  read_thread.join();
+
+  EXPECT_EQ(latest(), start + expected_generations.load());
+  std::vector<std::string> want_shared;
+  for (int t = 0; t < kWorkers; ++t) {
+    std::vector<std::string> want;
+    uint32_t subdirs = 0;
+    for (int i = 0; i < kRounds; ++i) {
+      const std::string tag = std::to_string(t) + "-" + std::to_string(i);
+      if (i % 3 == 0) want_shared.push_back("t" + tag);
+      if (i % 3 == 2) want.push_back("f" + std::to_string(i));
+      if (i % 3 == 2 && i % 7 == 2) want_shared.push_back("l" + tag);
+      if (i % 4 == 0 && i % 8 != 0) {
+        want.push_back("d" + std::to_string(i));
+        subdirs++;
+      }
+    }
+    std::sort(want.begin(), want.end());
+    ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, dirs[t]));
+    EXPECT_EQ(names, want);
+    ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(dirs[t]));
+    EXPECT_EQ(a.nlink, 2 + subdirs);
+  }
+  std::sort(want_shared.begin(), want_shared.end());
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, shared.ino));
+  EXPECT_EQ(names, want_shared);
+}
+
 // --- Special files, statfs ---------------------------------------------------
 
 TEST_F(VfsTest, SymlinkReadsBackItsTarget) {
@@ -840,6 +1079,72 @@ TEST_F(VfsTest, ClosingTheVfsCommitsDirtyFiles) {
   ASSERT_NO_FATAL_FAILURE(ReopenAll());  // The Vfs is destroyed with the file open.
   ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, c.attr.ino));
   EXPECT_EQ(got, "unflushed");
+}
+
+// --- The hidden .snapfs folder ------------------------------------------------
+
+class SnapfsDirTest : public VfsTestBase {
+ protected:
+  VfsOptions LiveOptions() const override { return {.snapfs_dir = true}; }
+  // The root of .snapfs/at/<when>.
+  Result<Attr> ViewRoot(const std::string& when) {
+    SNAPFS_ASSIGN_OR_RETURN(Attr snapfs, vfs_->Lookup(kRootIno, ".snapfs"));
+    SNAPFS_ASSIGN_OR_RETURN(Attr at, vfs_->Lookup(snapfs.ino, "at"));
+    return vfs_->Lookup(at.ino, when);
+  }
+};
+
+TEST_F(SnapfsDirTest, IsFoundByNameButNotListed) {
+  ASSERT_OK(WriteFile(*vfs_, kRootIno, "f", ""));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, kRootIno));
+  EXPECT_EQ(names, std::vector<std::string>{"f"});
+  ASSERT_OK_AND_ASSIGN(Attr snapfs, vfs_->Lookup(kRootIno, ".snapfs"));
+  EXPECT_TRUE(S_ISDIR(snapfs.mode));
+  ASSERT_OK_AND_ASSIGN(names, Names(*vfs_, snapfs.ino));
+  EXPECT_EQ(names, (std::vector<std::string>{"at", "states"}));
+}
+
+TEST_F(SnapfsDirTest, AtAGenerationShowsTheTreeOfThatGeneration) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", "first"));
+  const Generation g = latest();
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(f, O_WRONLY | O_TRUNC));
+  ASSERT_OK(vfs_->Write(fh, 0, "second", 6));
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_OK(vfs_->Unlink(kRootIno, "f"));
+  ASSERT_OK_AND_ASSIGN(Attr root, ViewRoot("g" + std::to_string(g)));
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> names, Names(*vfs_, root.ino));
+  EXPECT_EQ(names, std::vector<std::string>{"f"});
+  ASSERT_OK_AND_ASSIGN(Attr then, vfs_->Lookup(root.ino, "f"));
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, then.ino));
+  EXPECT_EQ(got, "first");
+}
+
+TEST_F(SnapfsDirTest, RefusesEveryChangeWithReadOnly) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", "data"));
+  ASSERT_OK_AND_ASSIGN(Attr snapfs, vfs_->Lookup(kRootIno, ".snapfs"));
+  ASSERT_OK_AND_ASSIGN(Attr root, ViewRoot("now"));
+  ASSERT_OK_AND_ASSIGN(Attr past, vfs_->Lookup(root.ino, "f"));
+  const Generation g = latest();
+  SetAttrRequest chmod;
+  chmod.mode = 0600;
+  EXPECT_CODE(vfs_->SetAttr(past.ino, chmod), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Mkdir(snapfs.ino, "x", 0755, kUser), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Mkdir(root.ino, "x", 0755, kUser), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Create(root.ino, "x", 0644, O_WRONLY, kUser), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Unlink(root.ino, "f"), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Rmdir(kRootIno, ".snapfs"), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Rename(root.ino, "f", kRootIno, "g", 0), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Rename(kRootIno, "f", kRootIno, ".snapfs", 0), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Link(past.ino, kRootIno, "g"), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Link(f, root.ino, "g"), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Open(past.ino, O_WRONLY), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Open(past.ino, O_RDONLY | O_TRUNC), Code::kReadOnly);
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(past.ino, O_RDONLY));
+  EXPECT_CODE(vfs_->Write(fh, 0, "x", 1), Code::kReadOnly);
+  EXPECT_CODE(vfs_->Fallocate(fh, 0, 0, 100), Code::kReadOnly);
+  ASSERT_OK(vfs_->Release(fh));
+  EXPECT_CODE(vfs_->Mkdir(kRootIno, ".snapfs", 0755, kUser), Code::kExists);
+  EXPECT_EQ(latest(), g);
 }
 
 }  // namespace

@@ -135,9 +135,11 @@ class VfsTestBase : public store::testing::StoreTestBase {
  protected:
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(StoreTestBase::SetUp());
-    vfs_ = std::make_unique<Vfs>(store_.get(), VfsOptions{});
+    vfs_ = std::make_unique<Vfs>(store_.get(), LiveOptions());
   }
   void TearDown() override { vfs_.reset(); }
+  // The options of the live Vfs.
+  virtual VfsOptions LiveOptions() const { return {}; }
 
   // A read-only view of the tree as it stood at generation `g`.
   std::unique_ptr<Vfs> PastAt(Generation g) {
@@ -147,7 +149,7 @@ class VfsTestBase : public store::testing::StoreTestBase {
   void ReopenAll() {
     vfs_.reset();
     ASSERT_NO_FATAL_FAILURE(Reopen());
-    vfs_ = std::make_unique<Vfs>(store_.get(), VfsOptions{});
+    vfs_ = std::make_unique<Vfs>(store_.get(), LiveOptions());
   }
   Generation latest() const { return store_->latest(); }
 

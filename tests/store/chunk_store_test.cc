@@ -29,10 +29,11 @@ class ChunkStoreTest : public testing::StoreTestBase {
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : ChunkStore::PutResult::kQueued;
   }
-  // Commits a file whose content is the one chunk `bytes`, listing it as
-  // unindexed, after waiting for it to be stored.
+  // Puts `bytes` (if not queued yet), waits until it is stored and commits a
+  // file whose content is that one chunk, listing it as unindexed.
   void CommitFileOf(const std::string& bytes) {
     const ChunkId id = IdOf(bytes);
+    ASSERT_OK(chunks().Put(id, std::make_shared<const std::string>(bytes)));
     ASSERT_OK(chunks().WaitStored({&id, 1}, nullptr));
     const Ino ino = store_->AllocateIno();
     InodeRecord rec;
@@ -62,7 +63,6 @@ TEST_F(ChunkStoreTest, PutThenGetReturnsTheBytesBeforeTheyAreIndexed) {
 }
 
 TEST_F(ChunkStoreTest, GetAfterCommitAndReopenReadsThePack) {
-  Put(bytes_);
   ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes_));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   ASSERT_OK_AND_ASSIGN(ChunkBytes got, chunks().Get(IdOf(bytes_)));
@@ -71,7 +71,7 @@ TEST_F(ChunkStoreTest, GetAfterCommitAndReopenReadsThePack) {
 
 TEST_F(ChunkStoreTest, WaitStoredReportsTheStoredSize) {
   const std::string text(200000, 'z');
-  Put(text);
+  EXPECT_EQ(Put(text), ChunkStore::PutResult::kQueued);
   const ChunkId id = IdOf(text);
   uint64_t stored = 0;
   ASSERT_OK(chunks().WaitStored({&id, 1}, &stored));
@@ -112,7 +112,6 @@ TEST_F(ChunkStoreTest, SecondPutOfAQueuedChunkIsPendingAndNotStoredAgain) {
 }
 
 TEST_F(ChunkStoreTest, PutOfAnIndexedChunkIsStoredWithoutReadingThePack) {
-  Put(bytes_);
   ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes_));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   // No pack can be read any more: Put must answer from the index alone.
@@ -124,7 +123,6 @@ TEST_F(ChunkStoreTest, PutOfAnIndexedChunkIsStoredWithoutReadingThePack) {
 }
 
 TEST_F(ChunkStoreTest, FlippedPackByteIsCorruptionNamingTheChunk) {
-  Put(bytes_);
   ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes_));
   const std::optional<ChunkLocation> loc = Locate(bytes_);
   ASSERT_TRUE(loc.has_value());
@@ -141,7 +139,6 @@ TEST_F(ChunkStoreTest, FlippedPackByteIsCorruptionNamingTheChunk) {
 // A record rewritten with other bytes and matching checksums (what a bug or
 // a malicious edit could leave) still fails: the raw bytes must hash to the id.
 TEST_F(ChunkStoreTest, RecordWhoseBytesDoNotHashToTheIdIsCorruption) {
-  Put(bytes_);
   ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes_));
   const std::optional<ChunkLocation> loc = Locate(bytes_);
   ASSERT_TRUE(loc.has_value());
@@ -168,7 +165,6 @@ TEST_F(ChunkStoreTest, GetOfAnUnknownChunkIsNotFound) {
 }
 
 TEST_F(ChunkStoreTest, ReadOnlyStoreRefusesPut) {
-  Put(bytes_);
   ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes_));
   OpenOptions ro;
   ro.read_only = true;

@@ -206,18 +206,20 @@ TEST_P(RandomOpsTest, ContentMatchesAStringModelAfterEveryOperation) {
   }
 }
 
-FileContentOptions Small() {
+FileContentOptions Thresholds(size_t stream, size_t dirty) {
   FileContentOptions o;
-  o.stream_threshold = 64 * kKiB;
-  o.max_dirty = 256 * kKiB;
+  o.stream_threshold = stream;
+  o.max_dirty = dirty;
   return o;
 }
 
 INSTANTIATE_TEST_SUITE_P(Options, RandomOpsTest,
-                         ::testing::Values(RandomOpsCase{"Default", {}, 1},
-                                           RandomOpsCase{"DefaultOtherSeed", {}, 2},
-                                           RandomOpsCase{"SmallThresholds", Small(), 3},
-                                           RandomOpsCase{"SmallThresholdsOtherSeed", Small(), 4}),
+                         ::testing::Values(
+                             RandomOpsCase{"Default", {}, 1},
+                             RandomOpsCase{"DefaultOtherSeed", {}, 2},
+                             RandomOpsCase{"SmallThresholds", Thresholds(64 * kKiB, 256 * kKiB), 3},
+                             // Chunk after every write.
+                             RandomOpsCase{"ChunkEveryWrite", Thresholds(1, 1), 4}),
                          [](const auto& p) { return std::string(p.param.name); });
 
 // ---------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 #include "store/store.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
@@ -59,7 +63,59 @@ std::vector<std::pair<std::string, Ino>> Listing(Store& store, Ino parent, Gener
   return out;
 }
 
-using StoreTest = testing::StoreTestBase;
+// The store's RocksDB opened directly, bypassing snapfs: to check the bytes
+// snapfs wrote and to plant damaged ones. The store must be closed.
+class RawDb {
+ public:
+  RawDb(const std::string& store_path, bool read_only) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> descs;
+    for (const char* cf : kCfs) descs.emplace_back(cf, rocksdb::ColumnFamilyOptions());
+    rocksdb::DB* raw = nullptr;
+    const std::string path = store_path + "/db";
+    rocksdb::Status st =
+        read_only ? rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, descs, &cfs_, &raw)
+                  : rocksdb::DB::Open(rocksdb::DBOptions(), path, descs, &cfs_, &raw);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    db_.reset(raw);
+  }
+  ~RawDb() {
+    for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
+  }
+  std::string Get(const char* cf, const std::string& key) {
+    std::string v;
+    rocksdb::Status st = db_->Get(rocksdb::ReadOptions(), Cf(cf), key, &v);
+    EXPECT_TRUE(st.ok()) << HexBytes(key) << ": " << st.ToString();
+    return v;
+  }
+  void Put(const char* cf, const std::string& key, const std::string& value) {
+    EXPECT_TRUE(db_->Put(rocksdb::WriteOptions(), Cf(cf), key, value).ok());
+  }
+  void Delete(const char* cf, const std::string& key) {
+    EXPECT_TRUE(db_->Delete(rocksdb::WriteOptions(), Cf(cf), key).ok());
+  }
+
+ private:
+  static constexpr const char* kCfs[] = {kCfMeta,    kCfChunks, kCfInodes, kCfDirents,
+                                         kCfExtents, kCfLog,    kCfStates};
+  rocksdb::ColumnFamilyHandle* Cf(const char* name) {
+    for (size_t i = 0; i < cfs_.size(); ++i)
+      if (std::string_view(kCfs[i]) == name) return cfs_[i];
+    ADD_FAILURE() << "no column family " << name;
+    return cfs_[0];
+  }
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
+};
+
+class StoreTest : public testing::StoreTestBase {
+ protected:
+  // Commits one entry (a tombstone when rec.child is 0) as a generation.
+  Generation CommitDirent(Ino parent, const std::string& name, DirentRecord rec) {
+    Mutation m;
+    m.PutDirent(parent, name, rec);
+    return CommitOp(m, rec.child == 0 ? Op::kUnlink : Op::kCreate, rec.child);
+  }
+};
 
 // A test that makes its own store (or none).
 class StoreInitTest : public ::testing::Test {
@@ -89,27 +145,14 @@ TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   ASSERT_OK(Store::Init(path_, init));
   const int64_t after = NowNs();
 
-  std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-  for (const char* cf : {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates})
-    descs.emplace_back(cf, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
-  rocksdb::DB* raw = nullptr;
-  ASSERT_TRUE(rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path_ + "/db", descs, &cfs, &raw)
-                  .ok());
-  std::unique_ptr<rocksdb::DB> db(raw);
-  auto get = [&](size_t cf, const std::string& key) {
-    std::string v;
-    rocksdb::Status st = db->Get(rocksdb::ReadOptions(), cfs[cf], key, &v);
-    EXPECT_TRUE(st.ok()) << key << ": " << st.ToString();
-    return v;
-  };
-  EXPECT_EQ(get(0, "format"), Unhex("00000001"));
-  EXPECT_EQ(get(0, "secret").size(), 192u);
-  EXPECT_EQ(get(0, "chunker"), Unhex("00004000 00010000 00040000"));
-  EXPECT_EQ(get(0, "zstd_level"), Unhex("00000003"));
-  EXPECT_EQ(get(0, "next_ino"), Unhex("0000000000000002"));
-  EXPECT_EQ(get(0, "state_gap"), Unhex("00000045d964b800"));  // 300 s.
-  const std::string created = get(0, "created");
+  RawDb db(path_, /*read_only=*/true);
+  EXPECT_EQ(db.Get(kCfMeta, "format"), Unhex("00000001"));
+  EXPECT_EQ(db.Get(kCfMeta, "secret").size(), 192u);
+  EXPECT_EQ(db.Get(kCfMeta, "chunker"), Unhex("00004000 00010000 00040000"));
+  EXPECT_EQ(db.Get(kCfMeta, "zstd_level"), Unhex("00000003"));
+  EXPECT_EQ(db.Get(kCfMeta, "next_ino"), Unhex("0000000000000002"));
+  EXPECT_EQ(db.Get(kCfMeta, "state_gap"), Unhex("00000045d964b800"));  // 300 s.
+  const std::string created = db.Get(kCfMeta, "created");
   ASSERT_EQ(created.size(), 8u);
   int64_t created_ns = 0;
   for (char c : created) created_ns = created_ns << 8 | static_cast<uint8_t>(c);
@@ -117,20 +160,20 @@ TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   EXPECT_LE(created_ns, after);
 
   ASSERT_OK_AND_ASSIGN(InodeRecord root,
-                       DecodeInodeRecord(get(2, keys::Inode(kRootIno, 1)), "root"));
+                       DecodeInodeRecord(db.Get(kCfInodes, keys::Inode(kRootIno, 1)), "root"));
   EXPECT_EQ(root.op, Op::kInit);
   EXPECT_EQ(root.mode, 040750u);
   EXPECT_EQ(root.uid, 1000u);
   EXPECT_EQ(root.gid, 100u);
   EXPECT_EQ(root.nlink, 2u);
   EXPECT_EQ(root.mtime_ns, created_ns);
-  ASSERT_OK_AND_ASSIGN(LogRecord log, DecodeLogRecord(get(5, keys::Log(1)), "log"));
+  ASSERT_OK_AND_ASSIGN(LogRecord log, DecodeLogRecord(db.Get(kCfLog, keys::Log(1)), "log"));
   EXPECT_EQ(log.op, Op::kInit);
   EXPECT_EQ(log.ino, kRootIno);
   EXPECT_EQ(log.time_ns, created_ns);
-  ASSERT_OK_AND_ASSIGN(StateRecord state, DecodeStateRecord(get(6, keys::State(1)), keys::State(1)));
+  ASSERT_OK_AND_ASSIGN(StateRecord state,
+                       DecodeStateRecord(db.Get(kCfStates, keys::State(1)), keys::State(1)));
   EXPECT_EQ(state, (StateRecord{1, 1, created_ns, created_ns, 1, 0, 0, 0}));
-  for (auto* h : cfs) db->DestroyColumnFamilyHandle(h);
 }
 
 TEST_F(StoreInitTest, InitRefusesAnExistingStore) {
@@ -203,9 +246,52 @@ TEST_F(StoreTest, SecondReadWriteOpenIsBusy) {
   Result<std::unique_ptr<Store>> second = Store::Open(path_, {});
   EXPECT_EQ(second.status().code(), Code::kBusy) << second.status().ToString();
   // The first one still works.
-  Mutation m;
-  m.PutDirent(kRootIno, "a", DirentRecord{2, 8});
-  EXPECT_EQ(CommitOp(m, Op::kCreate, 2), 2u);
+  EXPECT_EQ(CommitDirent(kRootIno, "a", DirentRecord{2, 8}), 2u);
+}
+
+TEST_F(StoreInitTest, DamagedDatabaseUnderAPathContainingLockIsNotBusy) {
+  const std::string path = dir_.path() + "/blocks";
+  ASSERT_OK(Store::Init(path, {}));
+  fsys::remove(path + "/db/CURRENT");
+  fsys::create_directory(path + "/db/CURRENT");
+  Result<std::unique_ptr<Store>> s = Store::Open(path, {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().code(), Code::kBusy) << s.status().ToString();
+}
+
+// Another process holds RocksDB's LOCK the way RocksDB takes it (an fcntl
+// write lock): the child only makes async-signal-safe calls after fork().
+TEST_F(StoreTest, ReadWriteOpenWhileAnotherProcessHoldsTheStoreIsBusy) {
+  store_.reset();
+  const std::string lock_path = path_ + "/db/LOCK";
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    const int fd = ::open(lock_path.c_str(), O_RDWR);
+    const char c = fd >= 0 && ::fcntl(fd, F_SETLK, &fl) == 0 ? 'y' : 'n';
+    if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+    ::pause();
+    ::_exit(0);
+  }
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{child};
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ::close(ready[1]);
+  ASSERT_EQ(c, 'y');
+  Result<std::unique_ptr<Store>> second = Store::Open(path_, {});
+  EXPECT_EQ(second.status().code(), Code::kBusy) << second.status().ToString();
 }
 
 // ---------------------------------------------------------------------------
@@ -285,18 +371,10 @@ TEST_F(StoreTest, GetInodeAtEachGenerationReturnsThatVersion) {
 }
 
 TEST_F(StoreTest, ListDirSkipsTombstonesAndNamesNotYetCreated) {
-  Mutation m2;
-  m2.PutDirent(kRootIno, "a", DirentRecord{2, 8});
-  const Generation g2 = CommitOp(m2, Op::kCreate, 2);
-  Mutation m3;
-  m3.PutDirent(kRootIno, "b", DirentRecord{3, 8});
-  const Generation g3 = CommitOp(m3, Op::kCreate, 3);
-  Mutation m4;
-  m4.PutDirent(kRootIno, "a", DirentRecord{0, 0});
-  const Generation g4 = CommitOp(m4, Op::kUnlink, 2);
-  Mutation m5;
-  m5.PutDirent(kRootIno, "a", DirentRecord{4, 4});
-  const Generation g5 = CommitOp(m5, Op::kMkdir, 4);
+  const Generation g2 = CommitDirent(kRootIno, "a", DirentRecord{2, 8});
+  const Generation g3 = CommitDirent(kRootIno, "b", DirentRecord{3, 8});
+  const Generation g4 = CommitDirent(kRootIno, "a", DirentRecord{0, 0});
+  const Generation g5 = CommitDirent(kRootIno, "a", DirentRecord{4, 4});
 
   using L = std::vector<std::pair<std::string, Ino>>;
   EXPECT_EQ(Listing(*store_, kRootIno, 1), L{});
@@ -470,9 +548,7 @@ TEST_F(StoreTest, CommitOfContentWithoutAnInodeRecordIsInvalidAndWritesNothing) 
   EXPECT_CODE(store_->Commit(m, log, {}), Code::kInvalid);
   EXPECT_EQ(store_->latest(), 1u);
   EXPECT_TRUE(Listing(*store_, kRootIno, kLatest).empty());
-  Mutation ok;
-  ok.PutDirent(kRootIno, "b", DirentRecord{3, 8});
-  EXPECT_EQ(CommitOp(ok, Op::kCreate, 3), 2u);
+  EXPECT_EQ(CommitDirent(kRootIno, "b", DirentRecord{3, 8}), 2u);
 }
 
 // Names the dirent key cannot hold would make the whole directory unreadable.
@@ -665,11 +741,10 @@ TEST_F(StoreTest, ReopeningKeepsEverything) {
   m.PutDirent(kRootIno, "a", DirentRecord{ino, 8});
   m.PutInode(ino, FileRecord(3));
   const Generation g = CommitOp(m, Op::kCreate, ino);
-  Mutation m2;
-  m2.PutDirent(kRootIno, "a", DirentRecord{0, 0});
-  const Generation g2 = CommitOp(m2, Op::kUnlink, ino);
+  const Generation g2 = CommitDirent(kRootIno, "a", DirentRecord{0, 0});
   const int64_t time = store_->latest_time_ns();
   const std::vector<State> states = AllStates(*store_);
+  ASSERT_OK(store_->Sync());
 
   ASSERT_NO_FATAL_FAILURE(Reopen());
   EXPECT_EQ(store_->latest(), g2);
@@ -683,11 +758,140 @@ TEST_F(StoreTest, ReopeningKeepsEverything) {
   ASSERT_OK_AND_ASSIGN(auto inode, store_->GetInode(ino, kLatest));
   EXPECT_EQ(inode->size, 3u);
   // Commits continue where they left off.
-  Mutation m3;
-  m3.PutDirent(kRootIno, "b", DirentRecord{ino, 8});
-  EXPECT_EQ(CommitOp(m3, Op::kLink, ino), g2 + 1);
+  EXPECT_EQ(CommitDirent(kRootIno, "b", DirentRecord{ino, 8}), g2 + 1);
   ASSERT_OK_AND_ASSIGN(LogRecord log, store_->GetLog(g2 + 1));
   EXPECT_GE(log.time_ns, time);
+}
+
+// ---------------------------------------------------------------------------
+// Damaged metadata: Corruption naming the key; the rest stays readable.
+
+TEST_F(StoreTest, DamagedInodeRecordIsCorruptionNamingTheKeyAndOthersStayReadable) {
+  Mutation m;
+  m.PutInode(2, FileRecord(2));
+  m.PutInode(3, FileRecord(3));
+  CommitOp(m, Op::kCreate, 2);
+  const Generation g = store_->latest();
+  store_.reset();
+  {
+    RawDb db(path_, /*read_only=*/false);
+    std::string value = db.Get(kCfInodes, keys::Inode(2, g));
+    value.pop_back();
+    db.Put(kCfInodes, keys::Inode(2, g), value);
+  }
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  Result<std::optional<InodeRecord>> bad = store_->GetInode(2, kLatest);
+  ASSERT_EQ(bad.status().code(), Code::kCorruption) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find(HexBytes(keys::Inode(2, g))), std::string::npos)
+      << bad.status().message();
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> good, store_->GetInode(3, kLatest));
+  EXPECT_EQ(good->size, 3u);
+}
+
+TEST_F(StoreTest, DamagedDirentRecordMakesListingAndLookupCorruption) {
+  Mutation m;
+  m.PutDirent(kRootIno, "a", DirentRecord{2, 8});
+  m.PutDirent(50, "b", DirentRecord{3, 8});
+  const Generation g = CommitOp(m, Op::kCreate, 2);
+  store_.reset();
+  {
+    RawDb db(path_, /*read_only=*/false);
+    db.Put(kCfDirents, keys::Dirent(kRootIno, "a", g), Unhex("02 0000000000000002 08"));
+  }
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_CODE(store_->Lookup(kRootIno, "a", kLatest), Code::kCorruption);
+  EXPECT_CODE(store_->ListDir(kRootIno, kLatest, [](std::string_view, const DirentRecord&) {
+    return true;
+  }), Code::kCorruption);
+  using L = std::vector<std::pair<std::string, Ino>>;
+  EXPECT_EQ(Listing(*store_, 50, kLatest), (L{{"b", 3}}));
+}
+
+TEST_F(StoreTest, MissingExtentPageIsCorruption) {
+  std::vector<Extent> extents(kExtentsPerPage + 1, Extent{0, 1, 0, ChunkId{}});
+  for (size_t i = 0; i < extents.size(); ++i) extents[i].offset = i;
+  Mutation m;
+  m.PutInode(2, FileRecord(extents.size()));
+  m.PutContent(2, extents, {});
+  const Generation g = CommitOp(m, Op::kWrite, 2);
+  store_.reset();
+  {
+    RawDb db(path_, /*read_only=*/false);
+    db.Delete(kCfExtents, keys::ExtentPage(2, g, 1));
+  }
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> rec, store_->GetInode(2, kLatest));
+  EXPECT_CODE(store_->GetExtents(2, *rec), Code::kCorruption);
+}
+
+TEST_F(StoreTest, ExtentsEndingPastTheSizeAreCorruption) {
+  Mutation m;
+  m.PutInode(2, FileRecord(10));
+  m.PutContent(2, {Extent{5, 10, 0, ChunkId{}}}, {});
+  CommitOp(m, Op::kWrite, 2);
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> rec, store_->GetInode(2, kLatest));
+  EXPECT_CODE(store_->GetExtents(2, *rec), Code::kCorruption);
+}
+
+TEST_F(StoreTest, MetaOfAnotherFormatIsVersion) {
+  store_.reset();
+  {
+    RawDb db(path_, /*read_only=*/false);
+    db.Put(kCfMeta, "format", Unhex("00000002"));
+  }
+  EXPECT_CODE(Store::Open(path_, {}), Code::kVersion);
+}
+
+TEST_F(StoreTest, MissingSecretIsCorruption) {
+  store_.reset();
+  {
+    RawDb db(path_, /*read_only=*/false);
+    db.Delete(kCfMeta, "secret");
+  }
+  Result<std::unique_ptr<Store>> s = Store::Open(path_, {});
+  ASSERT_EQ(s.status().code(), Code::kCorruption) << s.status().ToString();
+  EXPECT_NE(s.status().message().find("secret"), std::string::npos);
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency.
+
+TEST_F(StoreTest, ConcurrentCommitsGetDistinctConsecutiveGenerations) {
+  constexpr int kThreads = 4, kEach = 40;
+  std::vector<std::vector<Generation>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const Ino ino = store_->AllocateIno();
+        Mutation m;
+        m.PutInode(ino, FileRecord(static_cast<uint64_t>(t)));
+        m.PutDirent(kRootIno, "f" + std::to_string(ino), DirentRecord{ino, 8});
+        got[t].push_back(CommitOp(m, Op::kCreate, ino));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<Generation> all;
+  for (const auto& v : got) {
+    EXPECT_TRUE(std::is_sorted(v.begin(), v.end()));
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], 2 + i);
+  EXPECT_EQ(store_->latest(), 1u + kThreads * kEach);
+  int64_t last = 0;
+  for (Generation g = 1; g <= store_->latest(); ++g) {
+    ASSERT_OK_AND_ASSIGN(LogRecord log, store_->GetLog(g));
+    EXPECT_GE(log.time_ns, last);
+    last = log.time_ns;
+  }
+  EXPECT_EQ(Listing(*store_, kRootIno, kLatest).size(), static_cast<size_t>(kThreads * kEach));
+  EXPECT_EQ(store_->next_ino(), 2u + kThreads * kEach);
+  const std::vector<State> states = AllStates(*store_);
+  ASSERT_EQ(states.size(), 1u);
+  EXPECT_EQ(states[0].changes, 1u + kThreads * kEach);
+  EXPECT_EQ(states[0].files_changed, static_cast<uint64_t>(kThreads * kEach));
 }
 
 }  // namespace
