@@ -461,13 +461,21 @@ struct History {
   }
 };
 
-// Mean bytes of a COPY row of `t` (rows 1..2000), for sizing a dump.
-inline double MeanCopyRowBytes(uint64_t seed, Table t) {
+// Mean bytes of a COPY row of `t` around row `from` (rows from..from+1999).
+inline double MeanCopyRowBytes(uint64_t seed, Table t, uint64_t from = 1) {
   std::string out;
   CopySink s(&out);
   constexpr uint64_t kRows = 2000;
-  for (uint64_t id = 1; id <= kRows; ++id) Row(s, seed, t, id, 0);
+  for (uint64_t id = from; id < from + kRows; ++id) Row(s, seed, t, id, 0);
   return static_cast<double>(out.size()) / kRows;
+}
+
+// How many rows of `t` make about `bytes` of COPY text. Rows grow with their
+// id (more digits, later dates), so the mean is taken half-way.
+inline uint64_t RowsFor(uint64_t seed, Table t, double bytes) {
+  const double first = bytes / MeanCopyRowBytes(seed, t);
+  const double mean = MeanCopyRowBytes(seed, t, static_cast<uint64_t>(first / 2) + 1);
+  return std::max<uint64_t>(1, static_cast<uint64_t>(bytes / mean));
 }
 
 // Streams the rows of `t` on `day` into `out` in id order, calling
@@ -505,9 +513,7 @@ void SqlDump(uint64_t size, int day, const History& h, size_t piece, const Flush
   }
   for (Table t : kDumpTables) {
     const TableInfo& info = InfoOf(t);
-    const uint64_t base = std::max<uint64_t>(
-        1, static_cast<uint64_t>(static_cast<double>(size) * info.share /
-                                 MeanCopyRowBytes(h.seed, t)));
+    const uint64_t base = RowsFor(h.seed, t, static_cast<double>(size) * info.share);
     out.append("--\n-- Data for Name: ").append(info.name);
     out.append("; Type: TABLE DATA; Schema: public\n--\n\nCOPY public.").append(info.name);
     out.append(" (").append(info.columns).append(") FROM stdin;\n");

@@ -116,9 +116,8 @@ void PythonFile(const std::string& path, uint64_t seed, size_t index, uint64_t b
   const int eff_day = frozen ? 1 : day;
   const std::string table =
       "app" + std::to_string(index % 17) + "_" + std::string(InfoOf(t).name) + std::to_string(index);
-  const uint64_t base =
-      std::max<uint64_t>(1, static_cast<uint64_t>(static_cast<double>(bytes) /
-                                                  (MeanCopyRowBytes(h.seed, t) * 1.25)));
+  // Python lines are about 1.5 times as long as COPY lines.
+  const uint64_t base = RowsFor(h.seed, t, static_cast<double>(bytes) / 1.5);
   Writer w(path, bs, false);
   std::string out =
       "# -*- coding: UTF-8 -*-\n"

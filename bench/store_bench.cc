@@ -12,7 +12,8 @@
 // the caller and the chunk store's compression threads.
 //
 // Counters: "ratio" = raw bytes / compressed bytes of newly stored chunks;
-// "dedup" = share of chunk puts that found the chunk already stored.
+// "dedup" = share of chunk puts that found the chunk already stored;
+// "stored_per_byte" = compressed bytes newly stored per byte processed.
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -106,13 +107,29 @@ std::vector<ChunkBytes> Chunks(const std::string& text) {
   return out;
 }
 
-void SetCounters(benchmark::State& state, const ChunkCounters& c, uint64_t bytes) {
+// The chunk store's counters at one moment, to report what a benchmark's
+// timed loop did (not its setup).
+struct CounterSnapshot {
+  explicit CounterSnapshot(const ChunkCounters& c)
+      : chunks_new(c.chunks_new), chunks_dup(c.chunks_dup), raw_bytes_new(c.raw_bytes_new),
+        stored_bytes(c.stored_bytes) {}
+  uint64_t chunks_new, chunks_dup, raw_bytes_new, stored_bytes;
+};
+
+// Sets bytes processed, "dedup" (duplicate puts / puts) and "ratio" (raw /
+// stored bytes of the new chunks) for the work done since `before`.
+void SetCounters(benchmark::State& state, const ChunkCounters& now, const CounterSnapshot& before,
+                 uint64_t bytes) {
+  const CounterSnapshot c(now);
   state.SetBytesProcessed(static_cast<int64_t>(bytes));
-  const double puts = static_cast<double>(c.chunks_new + c.chunks_dup);
-  state.counters["dedup"] = puts > 0 ? static_cast<double>(c.chunks_dup) / puts : 0.0;
-  state.counters["ratio"] = c.stored_bytes > 0 ? static_cast<double>(c.raw_bytes_new) /
-                                                     static_cast<double>(c.stored_bytes)
-                                               : 0.0;
+  const double dup = static_cast<double>(c.chunks_dup - before.chunks_dup);
+  const double puts = static_cast<double>(c.chunks_new - before.chunks_new) + dup;
+  const double stored = static_cast<double>(c.stored_bytes - before.stored_bytes);
+  if (puts > 0) state.counters["dedup"] = dup / puts;
+  if (stored > 0)
+    state.counters["ratio"] = static_cast<double>(c.raw_bytes_new - before.raw_bytes_new) / stored;
+  // Bytes newly stored per byte processed: what one more copy costs on disk.
+  if (bytes > 0) state.counters["stored_per_byte"] = stored / static_cast<double>(bytes);
 }
 
 // New chunks: hash, Put, then wait until the workers compressed and appended
@@ -125,6 +142,7 @@ void BM_ChunkStorePutNew(benchmark::State& state) {
   const std::string text = DumpText(64 * kChunk, 1, 1);
   uint64_t stamp = 0, bytes = 0;
   std::vector<ChunkId> ids;
+  const CounterSnapshot before(cs.counters());
   for (auto _ : state) {
     ids.clear();
     for (size_t pos = 0; pos < text.size(); pos += kChunk) {
@@ -138,7 +156,7 @@ void BM_ChunkStorePutNew(benchmark::State& state) {
     if (!cs.WaitStored(ids, nullptr).ok()) return state.SkipWithError("store failed");
     bytes += text.size();
   }
-  SetCounters(state, cs.counters(), bytes);
+  SetCounters(state, cs.counters(), before, bytes);
 }
 BENCHMARK(BM_ChunkStorePutNew)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -158,6 +176,7 @@ void BM_ChunkStorePutDup(benchmark::State& state) {
   if (!cs.WaitStored(ids, nullptr).ok() ||
       !ts.CommitFile(extents, ids, chunks.size() * kChunk))
     return state.SkipWithError(ts.error().c_str());
+  const CounterSnapshot before(cs.counters());
   uint64_t bytes = 0;
   for (auto _ : state) {
     for (const auto& c : chunks) {
@@ -168,7 +187,7 @@ void BM_ChunkStorePutDup(benchmark::State& state) {
     }
     bytes += chunks.size() * kChunk;
   }
-  SetCounters(state, cs.counters(), bytes);
+  SetCounters(state, cs.counters(), before, bytes);
 }
 BENCHMARK(BM_ChunkStorePutDup)->UseRealTime();
 
@@ -193,6 +212,7 @@ void BM_ChunkStoreGet(benchmark::State& state) {
   if (!cs.WaitStored(ids, nullptr).ok() ||
       !ts.CommitFile(extents, ids, chunks.size() * kChunk))
     return state.SkipWithError(ts.error().c_str());
+  const CounterSnapshot before(cs.counters());
   uint64_t bytes = 0;
   for (auto _ : state) {
     for (const ChunkId& id : ids) {
@@ -202,7 +222,7 @@ void BM_ChunkStoreGet(benchmark::State& state) {
       bytes += (*got)->size();
     }
   }
-  SetCounters(state, cs.counters(), bytes);
+  SetCounters(state, cs.counters(), before, bytes);
 }
 BENCHMARK(BM_ChunkStoreGet)->ArgName("cached")->Arg(0)->Arg(1)->UseRealTime();
 
@@ -235,9 +255,7 @@ void BM_FileContentStream(benchmark::State& state) {
     return true;
   };
   if (mode != 0 && !stream(text)) return state.SkipWithError("first write failed");
-  const ChunkCounters& c = store->chunks().counters();
-  const uint64_t new0 = c.chunks_new, dup0 = c.chunks_dup;
-  const uint64_t raw0 = c.raw_bytes_new, stored0 = c.stored_bytes;
+  const CounterSnapshot before(store->chunks().counters());
   for (auto _ : state) {
     if (mode != 1) {
       state.PauseTiming();
@@ -247,14 +265,7 @@ void BM_FileContentStream(benchmark::State& state) {
     if (!stream(text)) return state.SkipWithError("write failed");
     bytes += text.size();
   }
-  state.SetBytesProcessed(static_cast<int64_t>(bytes));
-  const double puts = static_cast<double>(c.chunks_new - new0 + c.chunks_dup - dup0);
-  state.counters["dedup"] = puts > 0 ? static_cast<double>(c.chunks_dup - dup0) / puts : 0.0;
-  const double stored = static_cast<double>(c.stored_bytes - stored0);
-  state.counters["ratio"] =
-      stored > 0 ? static_cast<double>(c.raw_bytes_new - raw0) / stored : 0.0;
-  // Bytes newly stored per byte written: what one more day costs.
-  state.counters["stored_per_byte"] = bytes > 0 ? stored / static_cast<double>(bytes) : 0.0;
+  SetCounters(state, store->chunks().counters(), before, bytes);
 }
 BENCHMARK(BM_FileContentStream)
     ->ArgName("mode")

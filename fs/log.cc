@@ -10,6 +10,7 @@ namespace snapfs::fs {
 namespace {
 
 std::atomic<bool> to_syslog{false};
+std::atomic<const char*> log_name{"snapfs"};
 
 void Log(int priority, const char* format, va_list args) {
   if (to_syslog.load(std::memory_order_acquire)) {
@@ -20,13 +21,15 @@ void Log(int priority, const char* format, va_list args) {
   // interleave (stdio locks the stream for each call).
   char line[2048];
   vsnprintf(line, sizeof(line), format, args);
-  std::fprintf(stderr, "snapfs: %s\n", line);
+  std::fprintf(stderr, "%s: %s\n", log_name.load(std::memory_order_relaxed), line);
 }
 
 }  // namespace
 
+void SetLogName(const char* name) { log_name.store(name, std::memory_order_relaxed); }
+
 void LogToSyslog() {
-  openlog("snapfs", LOG_PID, LOG_DAEMON);
+  openlog(log_name.load(std::memory_order_relaxed), LOG_PID, LOG_DAEMON);
   to_syslog.store(true, std::memory_order_release);
 }
 

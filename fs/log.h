@@ -3,13 +3,19 @@
 // Messages go to stderr ("snapfs: <message>") until LogToSyslog() is called,
 // which the daemon does once it has detached from the terminal; from then on
 // they go to syslog (ident "snapfs", LOG_PID, facility LOG_DAEMON). A message
-// needs no trailing newline.
+// needs no trailing newline. SetLogName() replaces "snapfs" in both.
 //
 // Thread-safety: every function may be called from any thread at any time;
 // each message is written whole.
 #pragma once
 
 namespace snapfs::fs {
+
+// The program name that prefixes messages and is the syslog ident, e.g.
+// "snapfs-mount-at"; `name` must outlive the process (a string literal).
+// Default "snapfs". Call it first thing in main(), before any other thread
+// logs.
+void SetLogName(const char* name);
 
 // Sends every later message to syslog instead of stderr.
 void LogToSyslog();

@@ -6,7 +6,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libfuse3-dev fuse3
   librocksdb-dev libxxhash-dev libzstd-dev
-  libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+  zip unzip
 )
 missing=()
 for p in "${packages[@]}"; do

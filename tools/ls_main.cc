@@ -15,11 +15,11 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
-#include <iostream>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -293,7 +293,8 @@ int ListAt(store::Store& store, const store::WhenSpec& when, const Args& args) {
   if (!node.ok()) {
     const Status& st = node.status();
     const bool missing = st.code() == Code::kNotFound || st.code() == Code::kNotDir;
-    return missing ? Fail(kProgram, kExitRuntime, path, st.message()) : ReadFailed(path, st);
+    return missing ? Fail(kProgram, kExitRuntime, "--at " + args.at, st.message())
+                   : ReadFailed(path, st);
   }
   Result<store::LogRecord> log = store.GetLog(*g);
   if (!log.ok()) return ReadFailed("reading generation " + std::to_string(*g), log.status());

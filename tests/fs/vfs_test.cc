@@ -22,7 +22,18 @@
 namespace snapfs::fs::testing {
 namespace {
 
-class VfsTest : public VfsTestBase {};
+class VfsTest : public VfsTestBase {
+ protected:
+  // Open file `c` reads as `want` through its handle, and again once closed
+  // (committed).
+  void ExpectBeforeAndAfterClose(const Vfs::Created& c, const std::string& want) {
+    ASSERT_OK_AND_ASSIGN(std::string before, ReadHandle(*vfs_, c.fh));
+    EXPECT_TRUE(before == want);
+    ASSERT_OK(vfs_->Release(c.fh));
+    ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(*vfs_, c.attr.ino));
+    EXPECT_TRUE(after == want);
+  }
+};
 
 // --- File content ------------------------------------------------------------
 
@@ -34,11 +45,7 @@ TEST_F(VfsTest, WrittenBytesReadBackBeforeAndAfterFlush) {
   ASSERT_OK_AND_ASSIGN(std::string before, ReadHandle(*vfs_, c.fh));
   EXPECT_TRUE(before == data);
   ASSERT_OK(vfs_->Flush(c.fh));
-  ASSERT_OK_AND_ASSIGN(std::string after, ReadHandle(*vfs_, c.fh));
-  EXPECT_TRUE(after == data);
-  ASSERT_OK(vfs_->Release(c.fh));
-  ASSERT_OK_AND_ASSIGN(std::string reopened, ReadFile(*vfs_, c.attr.ino));
-  EXPECT_TRUE(reopened == data);
+  ExpectBeforeAndAfterClose(c, data);
   ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(c.attr.ino));
   EXPECT_EQ(a.size, data.size());
 }
@@ -60,9 +67,7 @@ TEST_F(VfsTest, WritesAtRandomOffsetsMatchAModel) {
       ASSERT_TRUE(got == model) << "after write " << i;
     }
   }
-  ASSERT_OK(vfs_->Release(c.fh));
-  ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, c.attr.ino));
-  EXPECT_TRUE(got == model);
+  ExpectBeforeAndAfterClose(c, model);
 }
 
 TEST_F(VfsTest, SequentialWritesInKernelSizedPiecesReadBack) {
@@ -71,11 +76,7 @@ TEST_F(VfsTest, SequentialWritesInKernelSizedPiecesReadBack) {
   ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
   for (size_t at = 0; at < data.size(); at += kPiece)
     ASSERT_OK(vfs_->Write(c.fh, at, data.data() + at, std::min(kPiece, data.size() - at)));
-  ASSERT_OK_AND_ASSIGN(std::string before, ReadHandle(*vfs_, c.fh));
-  EXPECT_TRUE(before == data);
-  ASSERT_OK(vfs_->Release(c.fh));
-  ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(*vfs_, c.attr.ino));
-  EXPECT_TRUE(after == data);
+  ExpectBeforeAndAfterClose(c, data);
 }
 
 TEST_F(VfsTest, RandomWritesBeyondTheDirtyLimitMatchAModel) {
@@ -92,11 +93,7 @@ TEST_F(VfsTest, RandomWritesBeyondTheDirtyLimitMatchAModel) {
   }
   const uint64_t size = vfs_->GetAttr(c.attr.ino)->size;
   model.resize(size);
-  ASSERT_OK_AND_ASSIGN(std::string before, ReadHandle(*vfs_, c.fh));
-  EXPECT_TRUE(before == model);
-  ASSERT_OK(vfs_->Release(c.fh));
-  ASSERT_OK_AND_ASSIGN(std::string after, ReadFile(*vfs_, c.attr.ino));
-  EXPECT_TRUE(after == model);
+  ExpectBeforeAndAfterClose(c, model);
 }
 
 TEST_F(VfsTest, WritePastTheEndLeavesAHoleOfZeros) {
@@ -133,30 +130,6 @@ TEST_F(VfsTest, SparseFileBeyond4GiBReadsBack) {
   ASSERT_OK(vfs_->Release(fh));
 }
 
-TEST_F(VfsTest, OpenWithTruncEmptiesTheFileAndRecordsAGeneration) {
-  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "old bytes"));
-  const Generation before = latest();
-  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_WRONLY | O_TRUNC));
-  EXPECT_EQ(latest(), before + 1);
-  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(ino));
-  EXPECT_EQ(a.size, 0u);
-  ASSERT_OK(vfs_->Release(fh));
-  ASSERT_OK_AND_ASSIGN(std::string now, ReadFile(*vfs_, ino));
-  EXPECT_EQ(now, "");
-  ASSERT_OK_AND_ASSIGN(std::string then, ReadFile(*PastAt(before), ino));
-  EXPECT_EQ(then, "old bytes");
-}
-
-TEST_F(VfsTest, OpenReadOnlyWithTruncTruncatesAsLinuxDoes) {
-  // Linux truncates on O_RDONLY | O_TRUNC, and with FUSE's atomic_o_trunc
-  // the kernel leaves that truncation to our open.
-  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "old bytes"));
-  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_RDONLY | O_TRUNC));
-  ASSERT_OK(vfs_->Release(fh));
-  ASSERT_OK_AND_ASSIGN(std::string now, ReadFile(*vfs_, ino));
-  EXPECT_EQ(now, "");
-}
-
 TEST_F(VfsTest, ManySmallExtentsSpanSeveralPagesAndReadBack) {
   // Far-apart one-byte writes each become an extent: more than the 4096 of
   // one extent page.
@@ -179,6 +152,30 @@ TEST_F(VfsTest, ManySmallExtentsSpanSeveralPagesAndReadBack) {
   ASSERT_OK(vfs_->SetAttr(c.attr.ino, shrink));
   ASSERT_OK_AND_ASSIGN(got, ReadFile(*vfs_, c.attr.ino));
   EXPECT_TRUE(got == model.substr(0, model.size() / 2));
+}
+
+TEST_F(VfsTest, OpenWithTruncEmptiesTheFileAndRecordsAGeneration) {
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "old bytes"));
+  const Generation before = latest();
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_WRONLY | O_TRUNC));
+  EXPECT_EQ(latest(), before + 1);
+  ASSERT_OK_AND_ASSIGN(Attr a, vfs_->GetAttr(ino));
+  EXPECT_EQ(a.size, 0u);
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_OK_AND_ASSIGN(std::string now, ReadFile(*vfs_, ino));
+  EXPECT_EQ(now, "");
+  ASSERT_OK_AND_ASSIGN(std::string then, ReadFile(*PastAt(before), ino));
+  EXPECT_EQ(then, "old bytes");
+}
+
+TEST_F(VfsTest, OpenReadOnlyWithTruncTruncatesAsLinuxDoes) {
+  // Linux truncates on O_RDONLY | O_TRUNC, and with FUSE's atomic_o_trunc
+  // the kernel leaves that truncation to our open.
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "old bytes"));
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_RDONLY | O_TRUNC));
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_OK_AND_ASSIGN(std::string now, ReadFile(*vfs_, ino));
+  EXPECT_EQ(now, "");
 }
 
 TEST_F(VfsTest, TruncateBySetAttrShrinksAndGrowsWithZeros) {

@@ -20,6 +20,13 @@
 #ifndef SNAPFS_BINARY
 #error "SNAPFS_BINARY must name the snapfs executable under test"
 #endif
+// The time travel tools; a target that does not use them need not name them.
+#ifndef SNAPFS_MOUNT_AT_BINARY
+#define SNAPFS_MOUNT_AT_BINARY "snapfs-mount-at"
+#endif
+#ifndef SNAPFS_LS_BINARY
+#define SNAPFS_LS_BINARY "snapfs-ls"
+#endif
 
 namespace snapfs::testing {
 namespace {
@@ -64,12 +71,12 @@ std::optional<int> WaitForExit(pid_t pid, int timeout_ms) {
   return status;
 }
 
-// Whether anything is mounted at or below `dir`.
-bool HasMountsBelow(const std::string& dir) {
+// Whether anything is mounted at `dir`, or also below it.
+bool HasMounts(const std::string& dir, bool below) {
   std::ifstream mounts("/proc/self/mounts");
   std::string source, target;
   while (mounts >> source >> target) {
-    if (target == dir || target.starts_with(dir + "/")) return true;
+    if (target == dir || (below && target.starts_with(dir + "/"))) return true;
     mounts.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
   }
   return false;
@@ -90,7 +97,7 @@ TempDir::TempDir() {
 
 TempDir::~TempDir() {
   if (path_.empty()) return;
-  if (HasMountsBelow(path_)) {
+  if (HasMounts(path_, /*below=*/true)) {
     ADD_FAILURE() << "not removing " << path_ << ": something is still mounted below it";
     return;
   }
@@ -152,55 +159,70 @@ ProcessResult RunProcess(const std::vector<std::string>& args, int timeout_ms) {
   return result;
 }
 
-ProcessResult RunSnapfs(const std::vector<std::string>& args, int timeout_ms) {
-  std::vector<std::string> argv{SNAPFS_BINARY};
+namespace {
+ProcessResult RunBinary(const char* binary, const std::vector<std::string>& args, int timeout_ms) {
+  std::vector<std::string> argv{binary};
   argv.insert(argv.end(), args.begin(), args.end());
   return RunProcess(argv, timeout_ms);
 }
+}  // namespace
 
-// --- SnapfsMount -----------------------------------------------------------
-
-SnapfsMount::SnapfsMount() {
-  if (dir_.path().empty()) return;
-  store_ = dir_.path() + "/store";
-  mountpoint_ = dir_.path() + "/mnt";
-  log_ = dir_.path() + "/daemon.log";
-  if (::mkdir(mountpoint_.c_str(), 0755) != 0) {
-    ADD_FAILURE() << Errno("mkdir " + mountpoint_);
-    return;
-  }
-  const ProcessResult init = RunSnapfs({"--init", store_});
-  if (init.exit_code != 0) {
-    ADD_FAILURE() << "snapfs --init " << store_ << " exited " << init.exit_code << ": "
-                  << init.output;
-    return;
-  }
-  ok_ = true;
+ProcessResult RunSnapfs(const std::vector<std::string>& args, int timeout_ms) {
+  return RunBinary(SNAPFS_BINARY, args, timeout_ms);
 }
 
-SnapfsMount::~SnapfsMount() {
-  if (!mounted()) return;
+ProcessResult RunMountAt(const std::vector<std::string>& args, int timeout_ms) {
+  return RunBinary(SNAPFS_MOUNT_AT_BINARY, args, timeout_ms);
+}
+
+ProcessResult RunLs(const std::vector<std::string>& args, int timeout_ms) {
+  return RunBinary(SNAPFS_LS_BINARY, args, timeout_ms);
+}
+
+bool IsMountPoint(const std::string& path) { return HasMounts(path, /*below=*/false); }
+
+pid_t FindProcessByLastArg(const std::string& last_arg) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(e.path() / "cmdline");
+    if (cmdline.ends_with(std::string(1, '\0'))) cmdline.pop_back();
+    const size_t last = cmdline.rfind('\0');
+    if (last != std::string::npos && cmdline.substr(last + 1) == last_arg) return std::stoi(name);
+  }
+  return -1;
+}
+
+bool WaitForProcessEnd(pid_t pid, int timeout_ms) {
+  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return errno == ESRCH;  // Already gone.
+  pollfd p{pidfd, POLLIN, 0};
+  const int n = ::poll(&p, 1, timeout_ms);
+  ::close(pidfd);
+  return n > 0;
+}
+
+// --- ForegroundDaemon --------------------------------------------------------
+
+ForegroundDaemon::~ForegroundDaemon() {
+  if (!running()) return;
   ::testing::AssertionResult r = Unmount();
   if (!r) ADD_FAILURE() << r.message();
 }
 
-std::string SnapfsMount::Scratch(std::string_view name) const {
-  return dir_.path() + "/" + std::string(name);
-}
+std::string ForegroundDaemon::Output() const { return ReadFile(log_); }
 
-std::string SnapfsMount::DaemonOutput() const { return ReadFile(log_); }
-
-::testing::AssertionResult SnapfsMount::Mount(std::vector<std::string> extra_args) {
-  if (!ok_) return ::testing::AssertionFailure() << "no store to mount";
-  if (mounted()) return ::testing::AssertionFailure() << "already mounted";
-  extra_args_ = std::move(extra_args);
+::testing::AssertionResult ForegroundDaemon::Start(const std::string& binary,
+                                                   const std::vector<std::string>& args,
+                                                   const std::string& mountpoint) {
+  if (running()) return ::testing::AssertionFailure() << "already mounted";
+  binary_ = binary;
+  mountpoint_ = mountpoint;
   int ready[2];
   if (::pipe2(ready, O_CLOEXEC) != 0) return ::testing::AssertionFailure() << Errno("pipe");
-  std::vector<std::string> args{SNAPFS_BINARY, "-f", "--ready-fd", std::to_string(ready[1])};
-  args.insert(args.end(), extra_args_.begin(), extra_args_.end());
-  args.push_back(store_);
-  args.push_back(mountpoint_);
-  std::vector<char*> argv = ArgvOf(args);
+  std::vector<std::string> full{binary, "-f", "--ready-fd", std::to_string(ready[1])};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv = ArgvOf(full);
   const pid_t pid = ::fork();
   if (pid < 0) {
     ::close(ready[0]);
@@ -236,11 +258,11 @@ std::string SnapfsMount::DaemonOutput() const { return ReadFile(log_); }
   pid_ = -1;
   RunProcess({"fusermount3", "-u", "-z", mountpoint_});  // In case it got that far.
   return ::testing::AssertionFailure()
-         << "snapfs did not mount: " << why << "; exit code "
-         << (status ? ExitCodeOf(*status) : -1) << "; output:\n" << DaemonOutput();
+         << std::filesystem::path(binary_).filename().string() << " did not mount: " << why
+         << "; exit code " << (status ? ExitCodeOf(*status) : -1) << "; output:\n" << Output();
 }
 
-::testing::AssertionResult SnapfsMount::Reap(int timeout_ms, bool expect_clean_exit) {
+::testing::AssertionResult ForegroundDaemon::Reap(int timeout_ms, bool expect_clean_exit) {
   std::optional<int> status = WaitForExit(pid_, timeout_ms);
   std::string note;
   if (!status) {
@@ -252,11 +274,11 @@ std::string SnapfsMount::DaemonOutput() const { return ReadFile(log_); }
   const int code = status ? ExitCodeOf(*status) : -1;
   if (note.empty() && (!expect_clean_exit || code == 0)) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure() << note << "daemon exit code " << code << "; output:\n"
-                                       << DaemonOutput();
+                                       << Output();
 }
 
-::testing::AssertionResult SnapfsMount::Unmount() {
-  if (!mounted()) return ::testing::AssertionSuccess();
+::testing::AssertionResult ForegroundDaemon::Unmount() {
+  if (!running()) return ::testing::AssertionSuccess();
   const ProcessResult u = RunProcess({"fusermount3", "-u", mountpoint_});
   if (u.exit_code == 0) return Reap(kExitTimeoutMs, /*expect_clean_exit=*/true);
   // Busy or stuck: detach it and stop the daemon hard, so nothing is left.
@@ -269,8 +291,8 @@ std::string SnapfsMount::DaemonOutput() const { return ReadFile(log_); }
          << (reaped ? "" : reaped.message());
 }
 
-::testing::AssertionResult SnapfsMount::Kill9() {
-  if (!mounted()) return ::testing::AssertionFailure() << "not mounted";
+::testing::AssertionResult ForegroundDaemon::Kill9() {
+  if (!running()) return ::testing::AssertionFailure() << "not mounted";
   ::kill(pid_, SIGKILL);
   ::testing::AssertionResult reaped = Reap(kExitTimeoutMs, /*expect_clean_exit=*/false);
   const ProcessResult u = RunProcess({"fusermount3", "-u", "-z", mountpoint_});
@@ -280,10 +302,87 @@ std::string SnapfsMount::DaemonOutput() const { return ReadFile(log_); }
   return ::testing::AssertionSuccess();
 }
 
+// --- ScopedUnmount -----------------------------------------------------------
+
+ScopedUnmount::~ScopedUnmount() {
+  if (!IsMountPoint(mountpoint_)) return;
+  if (RunProcess({"fusermount3", "-u", mountpoint_}).exit_code == 0) return;
+  const ProcessResult lazy = RunProcess({"fusermount3", "-u", "-z", mountpoint_});
+  if (lazy.exit_code != 0)
+    ADD_FAILURE() << "cannot unmount " << mountpoint_ << ": " << lazy.output;
+}
+
+// --- SnapfsMount -----------------------------------------------------------
+
+SnapfsMount::SnapfsMount(std::vector<std::string> init_args)
+    : daemon_(dir_.path().empty() ? std::string() : dir_.path() + "/daemon.log") {
+  if (dir_.path().empty()) return;
+  store_ = dir_.path() + "/store";
+  mountpoint_ = dir_.path() + "/mnt";
+  if (::mkdir(mountpoint_.c_str(), 0755) != 0) {
+    ADD_FAILURE() << Errno("mkdir " + mountpoint_);
+    return;
+  }
+  init_args.insert(init_args.begin(), {"--init", store_});
+  const ProcessResult init = RunSnapfs(init_args);
+  if (init.exit_code != 0) {
+    ADD_FAILURE() << "snapfs --init " << store_ << " exited " << init.exit_code << ": "
+                  << init.output;
+    return;
+  }
+  ok_ = true;
+}
+
+SnapfsMount::~SnapfsMount() {
+  if (!mounted()) return;
+  ::testing::AssertionResult r = Unmount();
+  if (!r) ADD_FAILURE() << r.message();
+}
+
+std::string SnapfsMount::Scratch(std::string_view name) const {
+  return dir_.path() + "/" + std::string(name);
+}
+
+::testing::AssertionResult SnapfsMount::Mount(std::vector<std::string> extra_args) {
+  if (!ok_) return ::testing::AssertionFailure() << "no store to mount";
+  if (mounted()) return ::testing::AssertionFailure() << "already mounted";
+  extra_args_ = std::move(extra_args);
+  std::vector<std::string> args = extra_args_;
+  args.push_back(store_);
+  args.push_back(mountpoint_);
+  return daemon_.Start(SNAPFS_BINARY, args, mountpoint_);
+}
+
+::testing::AssertionResult SnapfsMount::Unmount() { return daemon_.Unmount(); }
+
+::testing::AssertionResult SnapfsMount::Kill9() { return daemon_.Kill9(); }
+
 ::testing::AssertionResult SnapfsMount::Remount() {
   ::testing::AssertionResult u = Unmount();
   if (!u) return u;
   return Mount(extra_args_);
+}
+
+// --- PastMount ---------------------------------------------------------------
+
+PastMount::PastMount(std::string store, std::string when, std::string mountpoint)
+    : store_(std::move(store)),
+      when_(std::move(when)),
+      mountpoint_(std::move(mountpoint)),
+      daemon_(mountpoint_ + ".log") {
+  if (::mkdir(mountpoint_.c_str(), 0755) != 0 && errno != EEXIST)
+    ADD_FAILURE() << Errno("mkdir " + mountpoint_);
+}
+
+PastMount::~PastMount() {
+  if (!mounted()) return;
+  ::testing::AssertionResult r = Unmount();
+  if (!r) ADD_FAILURE() << r.message();
+}
+
+::testing::AssertionResult PastMount::Mount(std::vector<std::string> extra_args) {
+  extra_args.insert(extra_args.end(), {store_, when_, mountpoint_});
+  return daemon_.Start(SNAPFS_MOUNT_AT_BINARY, extra_args, mountpoint_);
 }
 
 // --- MountTest ---------------------------------------------------------------

@@ -1,5 +1,6 @@
 // Test helpers for real mounts: the snapfs binary (SNAPFS_BINARY) serving a
-// fresh store through /dev/fuse. Tests talk to it only through system calls.
+// fresh store through /dev/fuse, and snapfs-mount-at (SNAPFS_MOUNT_AT_BINARY)
+// serving a past state of it. Tests talk to them only through system calls.
 //
 //   class MyTest : public snapfs::testing::MountTest {};
 //   TEST_F(MyTest, Something) {
@@ -51,12 +52,75 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& argv, int timeout_ms = 60'000);
 // Runs the snapfs binary under test with `args`.
 ProcessResult RunSnapfs(const std::vector<std::string>& args, int timeout_ms = 60'000);
+// Runs snapfs-mount-at (SNAPFS_MOUNT_AT_BINARY) or snapfs-ls (SNAPFS_LS_BINARY)
+// under test with `args`.
+ProcessResult RunMountAt(const std::vector<std::string>& args, int timeout_ms = 60'000);
+ProcessResult RunLs(const std::vector<std::string>& args, int timeout_ms = 60'000);
+
+// Whether something is mounted exactly at `path` (per /proc/self/mounts).
+bool IsMountPoint(const std::string& path);
+// The process whose command line ends with `last_arg` (a daemonized snapfs
+// or snapfs-mount-at, which is no child of the test), or -1.
+pid_t FindProcessByLastArg(const std::string& last_arg);
+// Waits (without polling) up to `timeout_ms` for a process that is not a
+// child of the test to end; whether it did.
+bool WaitForProcessEnd(pid_t pid, int timeout_ms);
+
+// One of our FUSE daemons running in the foreground (-f) as a child of the
+// test, its stdout and stderr appended to a log file; readiness comes from
+// --ready-fd. Stopped (see Unmount) when destroyed.
+class ForegroundDaemon {
+ public:
+  explicit ForegroundDaemon(std::string log_path) : log_(std::move(log_path)) {}
+  ~ForegroundDaemon();
+  ForegroundDaemon(const ForegroundDaemon&) = delete;
+  ForegroundDaemon& operator=(const ForegroundDaemon&) = delete;
+
+  // Runs `binary -f --ready-fd N args...`, which must mount `mountpoint`, and
+  // waits up to 20 s for it to report the mount. On failure the daemon is
+  // killed, anything it mounted cleared, and its output is in the message.
+  ::testing::AssertionResult Start(const std::string& binary, const std::vector<std::string>& args,
+                                   const std::string& mountpoint);
+  // fusermount3 -u; if that fails (busy), umount -l and SIGKILL. Then waits
+  // for the daemon, which must exit 0 after a clean unmount.
+  ::testing::AssertionResult Unmount();
+  // SIGKILLs the daemon, clears the dead mount (fusermount3 -u -z), reaps it.
+  ::testing::AssertionResult Kill9();
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  // What the daemon printed so far.
+  std::string Output() const;
+
+ private:
+  ::testing::AssertionResult Reap(int timeout_ms, bool expect_clean_exit);
+
+  std::string log_;
+  std::string binary_;
+  std::string mountpoint_;
+  pid_t pid_ = -1;
+};
+
+// Unmounts `mountpoint` when destroyed, if something is mounted there: for
+// daemons that detached and are no children of the test. fusermount3 -u, and
+// fusermount3 -u -z if that fails (the daemon then exits by itself).
+class ScopedUnmount {
+ public:
+  explicit ScopedUnmount(std::string mountpoint) : mountpoint_(std::move(mountpoint)) {}
+  ~ScopedUnmount();
+  ScopedUnmount(const ScopedUnmount&) = delete;
+  ScopedUnmount& operator=(const ScopedUnmount&) = delete;
+
+ private:
+  std::string mountpoint_;
+};
 
 // A store (made by `snapfs --init`) in a fresh temp dir, and a mount point.
 class SnapfsMount {
  public:
   // Creates the store; check ok() (a failure is also reported to gtest).
-  SnapfsMount();
+  SnapfsMount() : SnapfsMount(std::vector<std::string>{}) {}
+  // The same, passing `init_args` to snapfs --init (e.g. {"--state-gap", "1s"}).
+  explicit SnapfsMount(std::vector<std::string> init_args);
   // Unmounts (see Unmount; failures are reported to gtest) and removes the
   // temp dir.
   ~SnapfsMount();
@@ -68,8 +132,8 @@ class SnapfsMount {
   const std::string& mountpoint() const { return mountpoint_; }
   // A path under the temp dir that is neither the store nor the mount.
   std::string Scratch(std::string_view name) const;
-  bool mounted() const { return pid_ > 0; }
-  pid_t daemon_pid() const { return pid_; }
+  bool mounted() const { return daemon_.running(); }
+  pid_t daemon_pid() const { return daemon_.pid(); }
 
   // Starts `snapfs -f --ready-fd N [extra_args] STORE MOUNTPOINT` and waits
   // up to 20 s for it to report the mount. On failure the daemon's output is
@@ -84,18 +148,42 @@ class SnapfsMount {
   // Unmount() if mounted, then Mount() with the same extra arguments.
   ::testing::AssertionResult Remount();
   // What the daemon printed so far (it runs in the foreground).
-  std::string DaemonOutput() const;
+  std::string DaemonOutput() const { return daemon_.Output(); }
 
  private:
-  ::testing::AssertionResult Reap(int timeout_ms, bool expect_clean_exit);
-
   TempDir dir_;
   std::string store_;
   std::string mountpoint_;
-  std::string log_;  // The daemon's stdout and stderr.
   std::vector<std::string> extra_args_;
-  pid_t pid_ = -1;
+  ForegroundDaemon daemon_;  // Declared after dir_: stopped before dir_ is removed.
   bool ok_ = false;
+};
+
+// snapfs-mount-at serving the tree of `store` as it stood at `when`, at
+// `mountpoint` (created if missing), in the foreground as a child of the
+// test, like SnapfsMount. Its log is `mountpoint` + ".log". Unmounted when
+// destroyed; destroy it before the SnapfsMount whose temp dir holds it.
+class PastMount {
+ public:
+  PastMount(std::string store, std::string when, std::string mountpoint);
+  ~PastMount();  // Unmount(); a failure is reported to gtest.
+  PastMount(const PastMount&) = delete;
+  PastMount& operator=(const PastMount&) = delete;
+
+  const std::string& mountpoint() const { return mountpoint_; }
+  bool mounted() const { return daemon_.running(); }
+  pid_t daemon_pid() const { return daemon_.pid(); }
+  // Starts `snapfs-mount-at -f --ready-fd N [extra_args] STORE WHEN MOUNTPOINT`
+  // and waits for the mount, as SnapfsMount::Mount.
+  ::testing::AssertionResult Mount(std::vector<std::string> extra_args = {});
+  ::testing::AssertionResult Unmount() { return daemon_.Unmount(); }
+  std::string DaemonOutput() const { return daemon_.Output(); }
+
+ private:
+  std::string store_;
+  std::string when_;
+  std::string mountpoint_;
+  ForegroundDaemon daemon_;
 };
 
 // A fixture with a store mounted before each test and unmounted after it.

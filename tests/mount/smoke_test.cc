@@ -4,11 +4,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
-#include <poll.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -23,30 +20,6 @@ constexpr long kFuseSuperMagic = 0x65735546;
 bool IsFuseMount(const std::string& path) {
   struct statfs s {};
   return ::statfs(path.c_str(), &s) == 0 && s.f_type == kFuseSuperMagic;
-}
-
-// The process whose command line ends with `last_arg` (the daemonized
-// snapfs, which is no child of ours), or -1.
-pid_t FindProcessByLastArg(const std::string& last_arg) {
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = ReadFile(e.path() / "cmdline");
-    if (cmdline.ends_with(std::string(1, '\0'))) cmdline.pop_back();
-    const size_t last = cmdline.rfind('\0');
-    if (last != std::string::npos && cmdline.substr(last + 1) == last_arg) return std::stoi(name);
-  }
-  return -1;
-}
-
-// Waits (without polling) for a process that is not our child to end.
-bool WaitForProcessEnd(pid_t pid, int timeout_ms) {
-  const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd < 0) return errno == ESRCH;  // Already gone.
-  pollfd p{pidfd, POLLIN, 0};
-  const int n = ::poll(&p, 1, timeout_ms);
-  ::close(pidfd);
-  return n > 0;
 }
 
 using SmokeTest = MountTest;
