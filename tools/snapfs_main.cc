@@ -87,7 +87,7 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 19))
       ->needs(init)
       ->option_text("N (1..19, default 3)");
-  app.add_option("--state-gap", state_gap,
+  CLI::Option* gap_option = app.add_option("--state-gap", state_gap,
                  "With --init: quiet time that ends a state (a dump run), e.g. 90s, 15m")
       ->needs(init)
       ->option_text("DURATION (default 5m)");
@@ -105,7 +105,7 @@ int Main(int argc, char** argv) {
     if (!args.store.empty())
       return LogFailure(kExitUsage, "--init", "takes only the store; run without --init to mount");
     int64_t gap_ns = store::InitOptions().state_gap_ns;
-    if (!state_gap.empty()) {
+    if (gap_option->count() > 0) {
       Result<int64_t> gap = store::ParseDuration(state_gap);
       if (!gap.ok()) return LogFailure(kExitUsage, "--state-gap", gap.status().message());
       if (*gap == 0) return LogFailure(kExitUsage, "--state-gap", "must be at least 1s");

@@ -768,9 +768,9 @@ TEST(MountAtCommandTest, ExitCodesAndMessages) {
   EXPECT_EQ(r.output, "snapfs-mount-at " SNAPFS_VERSION "\n");
 }
 
-TEST(MountAtCommandTest, InitStateGapIsCheckedAndKept) {
+TEST(MountAtCommandTest, InitChecksTheStateGap) {
   SnapfsMount m;
-  for (const std::string bad : {"0s", "5", "1x", ""}) {
+  for (const std::string& bad : {"0s", "5", "1x", ""}) {
     const ProcessResult r = RunSnapfs({"--init", m.Scratch("s" + bad), "--state-gap", bad});
     EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.output;
     EXPECT_FALSE(fsys::exists(m.Scratch("s" + bad))) << bad;
