@@ -2,6 +2,8 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 
 #include "store/when.h"
@@ -13,7 +15,6 @@ constexpr int kViewShift = 40;
 constexpr Ino kRealMask = (Ino{1} << kViewShift) - 1;
 constexpr int kHandleShift = 48;
 constexpr FileHandle kListingTag = FileHandle{0xFFFF} << kHandleShift;
-constexpr uint32_t kMaxViews = 0xFFFE;
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -25,9 +26,14 @@ int64_t NowNs() {
 
 struct SnapshotDir::View {
   View(store::Store* store, Generation g, uint32_t n)
-      : number(n), vfs(store, VfsOptions{g, true, 65536, false}) {}
+      : number(n), generation(g), vfs(store, VfsOptions{g, true, 65536, false}) {}
+  bool Idle() const { return root_refs == 0 && vfs.Idle(); }
   const uint32_t number;
+  const Generation generation;
   Vfs vfs;
+  // Kernel references to the view's root, taken by lookups in at/ and
+  // states/ (the view's Vfs does not count those).
+  std::atomic<uint64_t> root_refs{0};
 };
 
 SnapshotDir::SnapshotDir(store::Store* store) : store_(store) {}
@@ -50,39 +56,52 @@ Attr SnapshotDir::Tag(const View& view, Attr attr) const {
   return attr;
 }
 
-SnapshotDir::View* SnapshotDir::ViewOf(Ino ino, Ino* real) {
+SnapshotDir::ViewPtr SnapshotDir::ViewOf(Ino ino, Ino* real) {
   const uint32_t n = static_cast<uint32_t>((ino & ~kVirtual) >> kViewShift);
   std::lock_guard lock(mu_);
   if (n == 0 || n > views_.size()) return nullptr;
   *real = ino & kRealMask;
-  return views_[n - 1].get();
+  return views_[n - 1];
 }
 
-SnapshotDir::View* SnapshotDir::ViewOfHandle(FileHandle fh, FileHandle* real) {
+SnapshotDir::ViewPtr SnapshotDir::ViewOfHandle(FileHandle fh, FileHandle* real) {
   const uint32_t n = static_cast<uint32_t>(fh >> kHandleShift);
   std::lock_guard lock(mu_);
   if (n == 0 || n > views_.size()) return nullptr;
   *real = fh & ((FileHandle{1} << kHandleShift) - 1);
-  return views_[n - 1].get();
+  return views_[n - 1];
 }
 
 Result<Attr> SnapshotDir::ViewRoot(Generation g) {
-  View* view;
+  ViewPtr view;
   {
     std::lock_guard lock(mu_);
     auto it = by_generation_.find(g);
     if (it != by_generation_.end()) {
-      view = views_[it->second - 1].get();
-    } else {
-      if (views_.size() >= kMaxViews) return Status::Busy("too many past states open");
+      view = views_[it->second - 1];
+    } else if (views_.size() < kMaxViews) {
       const uint32_t n = static_cast<uint32_t>(views_.size() + 1);
-      views_.push_back(std::make_unique<View>(store_, g, n));
+      views_.push_back(std::make_shared<View>(store_, g, n));
       by_generation_.emplace(g, n);
-      view = views_.back().get();
+      view = views_.back();
+    } else {
+      auto idle = std::find_if(views_.begin(), views_.end(),
+                               [](const ViewPtr& v) { return v->Idle(); });
+      if (idle == views_.end()) return Status::Busy("too many past states open at once");
+      const uint32_t n = (*idle)->number;
+      by_generation_.erase((*idle)->generation);
+      *idle = std::make_shared<View>(store_, g, n);  // In-flight users keep the old one alive.
+      by_generation_.emplace(g, n);
+      view = *idle;
     }
+    view->root_refs++;
   }
-  SNAPFS_ASSIGN_OR_RETURN(Attr root, view->vfs.GetAttr(store::kRootIno));
-  return Tag(*view, root);
+  Result<Attr> root = view->vfs.GetAttr(store::kRootIno);
+  if (!root.ok()) {
+    view->root_refs--;
+    return root.status();
+  }
+  return Tag(*view, *root);
 }
 
 Result<Attr> SnapshotDir::Lookup(Ino parent, std::string_view name) {
@@ -106,52 +125,62 @@ Result<Attr> SnapshotDir::Lookup(Ino parent, std::string_view name) {
     return ViewRoot(*g);
   }
   Ino real;
-  View* view = ViewOf(parent, &real);
-  if (view == nullptr) return Status::NotFound("no such view");
+  ViewPtr view = ViewOf(parent, &real);
+  if (!view) return Status::NotFound("no such view");
   SNAPFS_ASSIGN_OR_RETURN(Attr a, view->vfs.Lookup(real, name));
   return Tag(*view, a);
 }
 
 void SnapshotDir::Forget(Ino ino, uint64_t count) {
   Ino real;
-  if (View* view = ViewOf(ino, &real)) view->vfs.Forget(real, count);
+  ViewPtr view = ViewOf(ino, &real);
+  if (!view) return;
+  if (real == store::kRootIno) {
+    // References from at/ and states/ lookups first; any others came from a
+    // ".." lookup inside the view, which its Vfs counted.
+    std::lock_guard lock(mu_);
+    const uint64_t ours = std::min<uint64_t>(view->root_refs, count);
+    view->root_refs -= ours;
+    count -= ours;
+  }
+  if (count > 0) view->vfs.Forget(real, count);
 }
 
 Result<Attr> SnapshotDir::GetAttr(Ino ino) {
   if (ino == kRootDir || ino == kAtDir || ino == kStatesDir) return FolderAttr(ino);
   Ino real;
-  View* view = ViewOf(ino, &real);
-  if (view == nullptr) return Status::NotFound("no such view");
+  ViewPtr view = ViewOf(ino, &real);
+  if (!view) return Status::NotFound("no such view");
   SNAPFS_ASSIGN_OR_RETURN(Attr a, view->vfs.GetAttr(real));
   return Tag(*view, a);
 }
 
 Result<std::string> SnapshotDir::Readlink(Ino ino) {
   Ino real;
-  View* view = ViewOf(ino, &real);
-  if (view == nullptr) return Status::Invalid("not a symlink");
+  ViewPtr view = ViewOf(ino, &real);
+  if (!view) return Status::Invalid("not a symlink");
   return view->vfs.Readlink(real);
 }
 
 Result<FileHandle> SnapshotDir::Open(Ino ino, int flags) {
   Ino real;
-  View* view = ViewOf(ino, &real);
-  if (view == nullptr) return Status(Code::kIsDir, "open of a directory");
+  ViewPtr view = ViewOf(ino, &real);
+  if (!view) return Status(Code::kIsDir, "open of a directory");
   SNAPFS_ASSIGN_OR_RETURN(FileHandle fh, view->vfs.Open(real, flags));
   return (FileHandle{view->number} << kHandleShift) | fh;
 }
 
 Result<size_t> SnapshotDir::Read(FileHandle fh, uint64_t offset, size_t len, char* out) {
   FileHandle real;
-  View* view = ViewOfHandle(fh, &real);
-  if (view == nullptr) return Status::Invalid("bad file handle");
+  ViewPtr view = ViewOfHandle(fh, &real);
+  if (!view) return Status::Invalid("bad file handle");
   return view->vfs.Read(real, offset, len, out);
 }
 
 Status SnapshotDir::Release(FileHandle fh) {
   FileHandle real;
-  View* view = ViewOfHandle(fh, &real);
-  if (view == nullptr) return Status::Invalid("bad file handle");
+  ViewPtr view = ViewOfHandle(fh, &real);
+  if (!view) return Status::Invalid("bad file handle");
   return view->vfs.Release(real);
 }
 
@@ -175,8 +204,8 @@ Result<FileHandle> SnapshotDir::OpenDir(Ino ino) {
     for (size_t i = 2; i < entries.size(); ++i) entries[i].ino = kVirtual | (4 + i);
   } else {
     Ino real;
-    View* view = ViewOf(ino, &real);
-    if (view == nullptr) return Status(Code::kNotDir, "not a directory");
+    ViewPtr view = ViewOf(ino, &real);
+    if (!view) return Status(Code::kNotDir, "not a directory");
     SNAPFS_ASSIGN_OR_RETURN(FileHandle vfh, view->vfs.OpenDir(real));
     entries = view->vfs.DirEntries(vfh);
     view->vfs.ReleaseDir(vfh);

@@ -12,6 +12,9 @@
 // view number (0 for the three folders above), bits 0..39 the store inode;
 // a view's file handle carries the view number in bits 48..63.
 //
+// At most kMaxViews views exist at once; an idle one is recycled for a new
+// generation, so polling `.snapfs/at/now` cannot exhaust them.
+//
 // Everything here is read-only: mutating calls fail with kReadOnly.
 // Thread-safety: all methods may be called concurrently.
 #pragma once
@@ -35,6 +38,7 @@ class SnapshotDir {
   static constexpr Ino kStatesDir = kVirtual | 3;
   static bool IsVirtual(Ino ino) { return (ino & kVirtual) != 0; }
   static bool IsViewHandle(FileHandle fh) { return (fh >> 48) != 0; }
+  static constexpr size_t kMaxViews = 256;
 
   explicit SnapshotDir(store::Store* store);
   ~SnapshotDir();
@@ -55,16 +59,19 @@ class SnapshotDir {
 
  private:
   struct View;
+  using ViewPtr = std::shared_ptr<View>;
   Result<Attr> ViewRoot(Generation g);
-  View* ViewOf(Ino ino, Ino* real);
-  View* ViewOfHandle(FileHandle fh, FileHandle* real);
+  ViewPtr ViewOf(Ino ino, Ino* real);
+  ViewPtr ViewOfHandle(FileHandle fh, FileHandle* real);
   Attr Tag(const View& view, Attr attr) const;
   Attr FolderAttr(Ino ino) const;
 
   store::Store* const store_;
   mutable std::mutex mu_;
   std::map<Generation, uint32_t> by_generation_;
-  std::vector<std::unique_ptr<View>> views_;  // views_[i] has number i + 1.
+  // views_[i] has number i + 1. Past kMaxViews, a new view takes the number
+  // of one nobody refers to any more (the kernel forgot all its inodes).
+  std::vector<ViewPtr> views_;
   // Listings of the three folders and of views (with tagged inode numbers).
   std::map<FileHandle, std::vector<DirEntry>> listings_;
   FileHandle next_listing_ = 1;

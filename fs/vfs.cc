@@ -787,6 +787,17 @@ Result<FsStats> Vfs::StatFs() {
   return s;
 }
 
+bool Vfs::Idle() const {
+  {
+    std::lock_guard lock(handles_mu_);
+    if (!files_.empty() || !dirs_.empty()) return false;
+  }
+  std::lock_guard lock(table_mu_);
+  for (const auto& [ino, inode] : inodes_)
+    if (inode->lookups > 0 || inode->opens > 0) return false;
+  return true;
+}
+
 Status Vfs::Shutdown() {
   std::vector<InodePtr> all;
   {

@@ -164,6 +164,9 @@ class Vfs {
   Status FsyncDir();
 
   Result<FsStats> StatFs();
+  // True when nothing refers to this Vfs: no open handles and no inode the
+  // kernel still holds a reference to.
+  bool Idle() const;
   // Commits every dirty file; called at unmount.
   Status Shutdown();
 
@@ -197,7 +200,7 @@ class Vfs {
   const VfsOptions options_;
   std::unique_ptr<SnapshotDir> snap_;
   std::mutex ns_mu_;  // Serializes namespace changes (create, unlink, rename, ...).
-  std::mutex table_mu_;
+  mutable std::mutex table_mu_;
   std::unordered_map<Ino, InodePtr> inodes_;
   mutable std::mutex handles_mu_;
   std::unordered_map<FileHandle, std::unique_ptr<OpenFile>> files_;

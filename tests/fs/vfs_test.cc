@@ -1,6 +1,7 @@
 // The Vfs without FUSE: POSIX behaviour as a real disk shows it, exactly one
 // generation per change, and no change ever altering an earlier generation.
 #include "fs/vfs.h"
+#include "fs/snapshot_dir.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -1142,6 +1143,38 @@ TEST_F(SnapfsDirTest, RefusesEveryChangeWithReadOnly) {
   ASSERT_OK(vfs_->Release(fh));
   EXPECT_CODE(vfs_->Mkdir(kRootIno, ".snapfs", 0755, kUser), Code::kExists);
   EXPECT_EQ(latest(), g);
+}
+
+TEST_F(SnapfsDirTest, ForgottenViewsAreRecycledSoManyStatesCanBeVisited) {
+  // More distinct past states than views may exist at once: each is looked
+  // up, read, and forgotten, as the kernel does.
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", "v0"));
+  std::vector<Generation> gens;
+  for (size_t i = 1; i <= SnapshotDir::kMaxViews + 20; ++i) {
+    SetAttrRequest chmod;
+    chmod.mode = 0600 | (i % 2 ? 0044 : 0004);
+    Result<Attr> changed = vfs_->SetAttr(f, chmod);
+    ASSERT_OK(changed.status());
+    gens.push_back(latest());
+  }
+  for (Generation g : gens) {
+    ASSERT_OK_AND_ASSIGN(Attr root, ViewRoot("g" + std::to_string(g)));
+    ASSERT_OK_AND_ASSIGN(Attr past, vfs_->Lookup(root.ino, "f"));
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadFile(*vfs_, past.ino));
+    EXPECT_EQ(got, "v0");
+    vfs_->Forget(past.ino, 1);
+    vfs_->Forget(root.ino, 1);
+  }
+  // A view still referenced is never recycled: its inode keeps answering.
+  ASSERT_OK_AND_ASSIGN(Attr kept, ViewRoot("g" + std::to_string(gens.front())));
+  for (size_t i = 0; i < SnapshotDir::kMaxViews; ++i) {
+    ASSERT_OK_AND_ASSIGN(Attr root, ViewRoot("g" + std::to_string(gens[i + 1])));
+    vfs_->Forget(root.ino, 1);
+  }
+  ASSERT_OK_AND_ASSIGN(Attr again, vfs_->GetAttr(kept.ino));
+  EXPECT_EQ(again.ino, kept.ino);
+  ASSERT_OK_AND_ASSIGN(Attr past, vfs_->Lookup(kept.ino, "f"));
+  EXPECT_EQ(past.mode & 07777, 0600u | 0044u);
 }
 
 }  // namespace
