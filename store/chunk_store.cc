@@ -20,6 +20,7 @@ ChunkStore::~ChunkStore() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
+  done_cv_.notify_all();  // A Put() blocked on a full queue.
   for (auto& t : workers_) t.join();
 }
 
