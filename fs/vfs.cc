@@ -257,6 +257,13 @@ Result<Attr> Vfs::SetAttr(Ino ino, const SetAttrRequest& req) {
     inode->rec = rec;
     return ToAttr(*inode);
   }
+  if (times_only && rec.atime_ns == inode->rec.atime_ns && rec.mtime_ns == inode->rec.mtime_ns) {
+    // With the writeback cache the kernel pushes a file's cached times after
+    // every rename, link and unlink of it (fuse_update_ctime): the change was
+    // recorded by that operation, so a request that changes nothing makes no
+    // version of its own.
+    return ToAttr(*inode);
+  }
   if (req.size) {
     if (IsDir(rec)) return Status(Code::kIsDir, "truncate of a directory");
     if (!S_ISREG(rec.mode)) return Status::Invalid("truncate of a special file");

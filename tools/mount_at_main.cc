@@ -51,9 +51,8 @@ missing, not a store, damaged or of an incompatible version; 4 mount failed.)";
 
 // Resolves `when` (`now_ns`: when the command was given, for relative WHENs)
 // in the newest data of the store and makes the read-only view of it.
-int OpenPast(const std::string& store_path, const MountConfig& config,
-             const std::string& when_text, const store::WhenSpec& when, int64_t now_ns,
-             View* view) {
+int OpenPast(const std::string& store_path, const MountConfig& config, const std::string& when_text,
+             const store::WhenSpec& when, int64_t now_ns, View* view) {
   if (config.read_only == false)
     return LogFailure(kExitUsage, "-o rw", "a past state is always mounted read-only");
   store::OpenOptions options = config.store;
@@ -70,7 +69,8 @@ int OpenPast(const std::string& store_path, const MountConfig& config,
   Result<store::Generation> g = store::ResolveWhen(**store, when, now_ns);
   if (!g.ok()) return FailRead(kProgram, "WHEN " + when_text, g.status());
   Result<store::LogRecord> log = (*store)->GetLog(*g);
-  if (!log.ok()) return FailRead(kProgram, "reading the log of g" + std::to_string(*g), log.status());
+  if (!log.ok())
+    return FailRead(kProgram, "reading the log of g" + std::to_string(*g), log.status());
 
   view->store = std::move(*store);
   view->vfs = fs::VfsOptions{.at = *g, .read_only = true, .snapfs_dir = false};
@@ -91,11 +91,9 @@ int Main(int argc, char** argv) {
   DaemonArgs args;
   std::string when_text;
   AddDaemonOptions(&app, &args);
-  app.add_option("STORE", args.store, "The store (a folder made by snapfs --init)")
-      ->required();
+  app.add_option("STORE", args.store, "The store (a folder made by snapfs --init)")->required();
   app.add_option("WHEN", when_text, "The moment to show (see WHEN below)")->required();
-  app.add_option("MOUNTPOINT", args.mountpoint, "Where to mount it (an empty folder)")
-      ->required();
+  app.add_option("MOUNTPOINT", args.mountpoint, "Where to mount it (an empty folder)")->required();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

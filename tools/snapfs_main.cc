@@ -87,10 +87,11 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 19))
       ->needs(init)
       ->option_text("N (1..19, default 3)");
-  CLI::Option* gap_option = app.add_option("--state-gap", state_gap,
-                 "With --init: quiet time that ends a state (a dump run), e.g. 90s, 15m")
-      ->needs(init)
-      ->option_text("DURATION (default 5m)");
+  CLI::Option* gap_option =
+      app.add_option("--state-gap", state_gap,
+                     "With --init: quiet time that ends a state (a dump run), e.g. 90s, 15m")
+          ->needs(init)
+          ->option_text("DURATION (default 5m)");
   AddDaemonOptions(&app, &args);
   app.add_option("STORE", args.store, "The store (a folder made by --init)");
   app.add_option("MOUNTPOINT", args.mountpoint, "Where to mount it (an empty folder)");

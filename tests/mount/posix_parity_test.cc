@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -24,6 +25,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -81,7 +85,9 @@ std::string Printable(std::string_view s) {
 }
 
 std::string NsString(const timespec& t) {
-  return std::to_string(t.tv_sec) + "." + std::to_string(t.tv_nsec);
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%lld.%09ld", static_cast<long long>(t.tv_sec), t.tv_nsec);
+  return buf;
 }
 
 char TypeLetter(mode_t mode) {
@@ -501,6 +507,9 @@ class PosixParityTest : public MountTest {
       mount_log = fuse.log();
     }
     EXPECT_TRUE(SameLog(disk_log, mount_log));
+    if (std::getenv("SNAPFS_PARITY_LOG") != nullptr) {  // To see what a script checked.
+      for (const std::string& line : mount_log) std::printf("  %s\n", line.c_str());
+    }
     const Tree want = DescribeTree(plain_, options);
     EXPECT_TRUE(SameTree(want, DescribeTree(mount().mountpoint(), options))) << "after the script";
     ASSERT_TRUE(mount().Remount());
@@ -780,6 +789,22 @@ TEST_F(PosixParityTest, RenameOverAnExistingFileReplacesIt) {
     r.Close(old_b, "old b");
     CALL(r, ::renameat(r.dir(), "b", r.dir(), "b"));
     r.Stat("b");
+    // Over a target with another name: that name keeps the old bytes.
+    r.Put("c", "CCC");
+    CALL(r, ::linkat(r.dir(), "c", r.dir(), "c2", 0));
+    CALL(r, ::renameat(r.dir(), "b", r.dir(), "c"));
+    r.Stat("c");
+    r.Stat("c2");
+    r.Content("c");
+    r.Content("c2");
+    // A file still being written is renamed; its bytes follow it at close.
+    const int w = FD(r, ::openat(r.dir(), "part", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    r.Write(w, SeededBytes(500'000, 18));
+    CALL(r, ::renameat(r.dir(), "part", r.dir(), "c2"));
+    r.Write(w, SeededBytes(100'000, 19));
+    r.Close(w, "w");
+    r.Stat("part");
+    r.Content("c2");
     // The dump-job pattern: write a temporary file, rename it over the old one.
     r.Put("dump.sql", SeededBytes(300'000, 11));
     r.Put("dump.sql.tmp", SeededBytes(310'000, 12));
@@ -946,6 +971,9 @@ TEST_F(PosixParityTest, UnlinkedOpenFileStaysReadableAndWritable) {
     CALL(r, ::ftruncate(fd, 50));
     r.Fstat(fd);
     r.Pread(fd, 100, 0);
+    // An unlinked file cannot get a name again (no O_TMPFILE here).
+    const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+    CALL(r, ::linkat(AT_FDCWD, proc.c_str(), r.dir(), "revived", AT_SYMLINK_FOLLOW));
     // A new file under the old name is another file.
     r.Put("f", "other");
     r.Content("f");
@@ -953,6 +981,75 @@ TEST_F(PosixParityTest, UnlinkedOpenFileStaysReadableAndWritable) {
     r.Close(fd);
     r.Content("f");
     r.List(".");
+  });
+}
+
+TEST_F(PosixParityTest, RemovedDirectoryRefusesNewEntries) {
+  ExpectParity([](Trace& r) {
+    CALL(r, ::mkdirat(r.dir(), "d", 0755));
+    CALL(r, ::mkdirat(r.dir(), "other", 0755));
+    r.Put("f", "f");
+    const int d = FD(r, ::openat(r.dir(), "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    CALL(r, ::unlinkat(r.dir(), "d", AT_REMOVEDIR));
+    r.Fstat(d, "d");
+    FD(r, ::openat(d, "x", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    CALL(r, ::mkdirat(d, "y", 0755));
+    CALL(r, ::symlinkat("t", d, "z"));
+    CALL(r, ::mknodat(d, "p", S_IFIFO | 0644, 0));
+    CALL(r, ::linkat(r.dir(), "f", d, "f", 0));
+    CALL(r, ::renameat(r.dir(), "f", d, "f"));
+    CALL(r, ::renameat(r.dir(), "other", d, "other"));
+    FD(r, ::openat(d, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    r.Close(d, "d");
+    r.List(".");
+  });
+}
+
+TEST_F(PosixParityTest, FallocateGrowsAFileWithZeros) {
+  ExpectParity([](Trace& r) {
+    const int fd = FD(r, ::openat(r.dir(), "f", O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    r.Write(fd, "start");
+    CALL(r, ::fallocate(fd, 0, 0, 3 * kMiB + 1));
+    r.Fstat(fd);
+    CALL(r, ::fallocate(fd, 0, 100, 10));  // Inside: no change.
+    r.Fstat(fd);
+    r.Pread(fd, 4 * kMiB, 0);
+    CALL(r, ::posix_fallocate(fd, 5 * kMiB, 100));
+    r.Fstat(fd);
+    r.Pwrite(fd, "end", 5 * kMiB + 100);
+    r.Close(fd);
+    r.Content("f");
+  });
+}
+
+TEST_F(PosixParityTest, SharedMmapWritesReachTheFile) {
+  ExpectParity([](Trace& r) {
+    r.Put("m", SeededBytes(3 * 4096 + 100, 20));
+    const int fd = FD(r, ::openat(r.dir(), "m", O_RDWR | O_CLOEXEC));
+    CALL(r, ::ftruncate(fd, 5 * 4096));
+    void* p = ::mmap(nullptr, 5 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    r.Note(std::string("mmap = ") + (p == MAP_FAILED ? ErrnoName(errno) : "ok"));
+    if (p != MAP_FAILED) {
+      char* bytes = static_cast<char*>(p);
+      r.Note("mapped bytes = " + Hex(Fnv(std::string_view(bytes, 5 * 4096))));
+      std::memcpy(bytes + 100, "written through the map", 23);
+      std::memcpy(bytes + 4 * 4096 + 5, "past the old end", 16);
+      CALL(r, ::msync(p, 5 * 4096, MS_SYNC));
+      r.Pread(fd, 200, 50);
+      CALL(r, ::munmap(p, 5 * 4096));
+    }
+    r.Close(fd);
+    r.Content("m");
+    // Bytes written by write(2) are seen through a new map.
+    const int g = FD(r, ::openat(r.dir(), "m", O_RDWR | O_CLOEXEC));
+    r.Pwrite(g, "by pwrite", 4096);
+    void* q = ::mmap(nullptr, 8192, PROT_READ, MAP_SHARED, g, 0);
+    r.Note(std::string("mmap = ") + (q == MAP_FAILED ? ErrnoName(errno) : "ok"));
+    if (q != MAP_FAILED) {
+      r.Note("mapped bytes = " + Hex(Fnv(std::string_view(static_cast<char*>(q), 8192))));
+      ::munmap(q, 8192);
+    }
+    r.Close(g, "g");
   });
 }
 
@@ -1330,10 +1427,15 @@ void MakeToolTree(const std::string& root) {
   ASSERT_EQ(::mknod(path("null-dev").c_str(), S_IFCHR | 0666, makedev(1, 3)), 0);
   ASSERT_TRUE(WriteFile(path("na\xc3\xafve file \xe2\x9c\x93.txt"), "unicode"));
   ASSERT_TRUE(WriteFile(path("a/b/c/d/deep"), "deep"));
-  const timespec t[2] = {{1'234'567'890, 123'456'789}, {1'234'567'890, 123'456'789}};
-  ASSERT_EQ(::utimensat(AT_FDCWD, path("docs/readme.txt").c_str(), t, 0), 0);
-  ASSERT_EQ(::utimensat(AT_FDCWD, path("link-rel").c_str(), t, AT_SYMLINK_NOFOLLOW), 0);
-  ASSERT_EQ(::utimensat(AT_FDCWD, path("docs").c_str(), t, 0), 0);
+  // Every entry gets its own time in the past, to the nanosecond (rsync only
+  // sets a time that differs from the copy's in whole seconds).
+  int64_t i = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    ++i;
+    const timespec t[2] = {{1'234'567'890 + 1000 * i, 123'456'789 + i},
+                           {1'234'567'890 + 3600 * i, 987'654'321 - i}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, e.path().c_str(), t, AT_SYMLINK_NOFOLLOW), 0) << e.path();
+  }
 }
 
 TEST_F(PosixParityTest, TarRoundTripThroughTheMountKeepsTheTree) {

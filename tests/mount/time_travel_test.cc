@@ -6,10 +6,10 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -19,6 +19,7 @@
 #include <initializer_list>
 #include <map>
 #include <random>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -380,9 +381,9 @@ void ExpectEveryMutationFails(const std::string& root, const std::string& outsid
   EXPECT_TRUE(FailsWith("rename over a file",
                         Try([&] { return ::rename((root + "/top").c_str(), f.c_str()); }),
                         {EROFS}));
-  EXPECT_TRUE(FailsWith("rename folder",
-                        Try([&] { return ::rename((d + "/empty").c_str(), (root + "/e").c_str()); }),
-                        {EROFS}));
+  EXPECT_TRUE(FailsWith(
+      "rename folder", Try([&] { return ::rename((d + "/empty").c_str(), (root + "/e").c_str()); }),
+      {EROFS}));
   EXPECT_TRUE(FailsWith("rename out of",
                         Try([&] { return ::rename(f.c_str(), (outside + "/f-out").c_str()); }),
                         cross));
@@ -408,8 +409,8 @@ void ExpectEveryMutationFails(const std::string& root, const std::string& outsid
                         Try([&] { return ::utimensat(AT_FDCWD, f.c_str(), nullptr, 0); }),
                         {EROFS}));
   const timespec times[2] = {{1, 0}, {2, 0}};
-  EXPECT_TRUE(FailsWith("utimensat", Try([&] { return ::utimensat(AT_FDCWD, f.c_str(), times, 0); }),
-                        {EROFS}));
+  EXPECT_TRUE(FailsWith("utimensat",
+                        Try([&] { return ::utimensat(AT_FDCWD, f.c_str(), times, 0); }), {EROFS}));
   EXPECT_TRUE(FailsWith("truncate 0", Try([&] { return ::truncate(f.c_str(), 0); }), {EROFS}));
   EXPECT_TRUE(FailsWith("truncate grow", Try([&] { return ::truncate(f.c_str(), 1 << 20); }),
                         {EROFS}));
@@ -660,11 +661,13 @@ TEST(MountAtTest, MountsAStoreTheLiveDaemonIsWritingThenAnUnmountedOne) {
   // A writer keeps changing the live tree: new files, and rewrites of the
   // ones the past state holds.
   ASSERT_EQ(::mkdir((mnt + "/w").c_str(), 0755), 0);
-  std::atomic<bool> stop{false};
+  const std::string daemon_mnt = live.Scratch("past-daemon");
+  ASSERT_EQ(::mkdir(daemon_mnt.c_str(), 0755), 0);
   std::atomic<int> written{0};
   std::string writer_error;
-  std::thread writer([&] {
-    for (int i = 0; !stop.load() && i < 2000; ++i) {
+  // A jthread: stopped and joined on every way out of the test.
+  std::jthread writer([&](std::stop_token stop) {
+    for (int i = 0; !stop.stop_requested() && i < 2000; ++i) {
       const std::string bytes = SeededBytes(100'000 + 1000 * (i % 50), 1000 + i);
       const std::string path = i % 3 == 0 ? mnt + "/old-" + std::to_string(i % 8)
                                           : mnt + "/w/new-" + std::to_string(i);
@@ -679,8 +682,6 @@ TEST(MountAtTest, MountsAStoreTheLiveDaemonIsWritingThenAnUnmountedOne) {
   });
 
   // Daemon mode: exit 0 means mounted.
-  const std::string daemon_mnt = live.Scratch("past-daemon");
-  ASSERT_EQ(::mkdir(daemon_mnt.c_str(), 0755), 0);
   {
     ScopedUnmount guard(daemon_mnt);
     PastMount foreground(live.store(), gen, live.Scratch("past-fg"));
@@ -691,8 +692,10 @@ TEST(MountAtTest, MountsAStoreTheLiveDaemonIsWritingThenAnUnmountedOne) {
     EXPECT_TRUE(foreground.Mount());
     for (const std::string& root : {daemon_mnt, foreground.mountpoint()}) {
       EXPECT_EQ(ReadDirNames(root).size(), 8u + 2);
-      for (int i = 0; i < 8; ++i)
-        EXPECT_TRUE(FileHasBytes(root + "/old-" + std::to_string(i), SeededBytes(300'000, 100 + i)));
+      for (int i = 0; i < 8; ++i) {
+        EXPECT_TRUE(
+            FileHasBytes(root + "/old-" + std::to_string(i), SeededBytes(300'000, 100 + i)));
+      }
     }
     EXPECT_GT(written.load(), written_before) << "the live mount was not written meanwhile";
     const pid_t daemon = FindProcessByLastArg(daemon_mnt);
@@ -704,7 +707,7 @@ TEST(MountAtTest, MountsAStoreTheLiveDaemonIsWritingThenAnUnmountedOne) {
     }
     EXPECT_TRUE(foreground.Unmount());
   }
-  stop = true;
+  writer.request_stop();
   writer.join();
   EXPECT_EQ(writer_error, "");
   EXPECT_GT(written.load(), 0);
@@ -770,10 +773,11 @@ TEST(MountAtCommandTest, ExitCodesAndMessages) {
 
 TEST(MountAtCommandTest, InitChecksTheStateGap) {
   SnapfsMount m;
-  for (const std::string& bad : {"0s", "5", "1x", ""}) {
-    const ProcessResult r = RunSnapfs({"--init", m.Scratch("s" + bad), "--state-gap", bad});
+  for (const char* bad : {"0s", "5", "1x", ""}) {
+    const std::string store = m.Scratch(std::string("s") + bad);
+    const ProcessResult r = RunSnapfs({"--init", store, "--state-gap", bad});
     EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.output;
-    EXPECT_FALSE(fsys::exists(m.Scratch("s" + bad))) << bad;
+    EXPECT_FALSE(fsys::exists(store)) << bad;
   }
   ProcessResult r = RunSnapfs({"--state-gap", "1s", m.store(), m.mountpoint()});
   EXPECT_EQ(r.exit_code, 2) << "--state-gap without --init: " << r.output;
