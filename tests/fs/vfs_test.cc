@@ -382,6 +382,25 @@ TEST_F(VfsTest, TimesSetWhileDirtyAreFoldedIntoTheContentVersion) {
   EXPECT_EQ(a.mtime_ns, 5'000'000'000);
 }
 
+// With the writeback cache the kernel pushes a file's unchanged times after
+// each rename, link and unlink of it; that must not add a version.
+TEST_F(VfsTest, TimesThatChangeNothingMakeNoGeneration) {
+  ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", "data"));
+  ASSERT_OK(vfs_->Rename(kRootIno, "f", kRootIno, "g", 0));
+  const Generation renamed = latest();
+  ASSERT_OK_AND_ASSIGN(Attr before, vfs_->GetAttr(f));
+  SetAttrRequest same;
+  same.mtime_ns = before.mtime_ns;
+  ASSERT_OK(vfs_->SetAttr(f, same));
+  same.atime_ns = before.atime_ns;
+  ASSERT_OK(vfs_->SetAttr(f, same));
+  EXPECT_EQ(latest(), renamed);
+  SetAttrRequest other;
+  other.mtime_ns = before.mtime_ns + 1;
+  ASSERT_OK(vfs_->SetAttr(f, other));
+  EXPECT_EQ(latest(), renamed + 1);
+}
+
 TEST_F(VfsTest, ReadsAndFailedCallsMakeNoGeneration) {
   ASSERT_OK_AND_ASSIGN(Ino f, WriteFile(*vfs_, kRootIno, "f", "data"));
   ASSERT_OK_AND_ASSIGN(Attr d, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
