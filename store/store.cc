@@ -154,6 +154,9 @@ Store::Store(std::string path, OpenOptions options, ChunkerParams chunker)
 
 Store::~Store() {
   chunks_.reset();  // Drains the compression queue first.
+  // Flush the memtables so that the next open, and every read-only
+  // (secondary) open, starts from table files instead of replaying the log.
+  if (db_ && !options_.read_only) db_->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
   for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
   if (db_) db_->Close().PermitUncheckedError();
   db_.reset();
