@@ -168,7 +168,7 @@ CLEANUP = Cleanup()
 class FuseDaemon:
     """A FUSE daemon run in the foreground as our child, so we know its pid."""
 
-    def __init__(self, name, cmd, mnt, logfile, ready_fd=False):
+    def __init__(self, name, cmd, mnt, logfile, ready_fd=False, env=None):
         self.name, self.mnt = name, mnt
         os.makedirs(mnt, exist_ok=True)
         self.log = open(logfile, "a")
@@ -179,7 +179,7 @@ class FuseDaemon:
             cmd = cmd[:1] + ["--ready-fd", str(wfd)] + cmd[1:]
             pass_fds = (wfd,)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, pass_fds=pass_fds,
-                                     start_new_session=True)
+                                     start_new_session=True, env=env)
         self.entry = CLEANUP.push(f"unmount {mnt}", self.stop)
         deadline = time.monotonic() + 60
         if ready_fd:
@@ -446,9 +446,17 @@ class PassthroughTarget(MountedTarget):
     def mount(self):
         self.backing = os.path.join(self.dir, "backing")
         os.makedirs(self.backing)
+        # With glibc's default malloc settings passthrough_ll gets fresh,
+        # page-faulting memory for every 128 KiB read reply (about one page
+        # fault per 4 KiB read) and reads at a fraction of the disk's speed;
+        # these settings make it the FUSE ceiling it is meant to be.
+        env = None
+        if self.b.tune_passthrough:
+            env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(4 * MiB),
+                       MALLOC_TOP_PAD_=str(16 * MiB))
         self.daemon = FuseDaemon("passthrough_ll", [
             self.b.passthrough, "-f", "-o", f"writeback,source={self.backing}", self.mnt],
-            self.mnt, os.path.join(self.b.out, f"passthrough-{self.w.name}.log"))
+            self.mnt, os.path.join(self.b.out, f"passthrough-{self.w.name}.log"), env=env)
 
     def stored(self):
         return du(self.backing)  # One copy: it keeps no history.
@@ -834,6 +842,10 @@ def markdown(b, started, load_before):
     lines.append("")
     lines.append("÷pt: ratio to passthrough_ll on the same workload. Stored: du -sb of the "
                  "store / repository / daily copies. CPU: daemon + writer (or borg/restic).")
+    if "passthrough" in b.targets:
+        lines.append("passthrough_ll ran with " + (
+            "MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TOP_PAD_=16777216 (see dump_bench.py)."
+            if b.tune_passthrough else "glibc's default malloc settings (--untuned-passthrough)."))
     if getattr(b, "rss_result", None):
         r = b.rss_result
         lines += ["", f"RSS check: one {r['size_mib']} MiB dump streamed into snapfs at "
@@ -896,6 +908,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-drop-caches", dest="drop_caches", action="store_false")
     ap.add_argument("--keep", action="store_true", help="keep stores and copies")
+    ap.add_argument("--untuned-passthrough", dest="tune_passthrough", action="store_false",
+                    help="run passthrough_ll with glibc's default malloc settings (its reads "
+                         "are then several times slower)")
     ap.add_argument("--perf", action="store_true",
                     help="perf-record the snapfs daemon during sql days 1 and 2")
     ap.add_argument("--rss-check", dest="rss_check_size", type=parse_size, default=0,

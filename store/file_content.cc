@@ -99,7 +99,15 @@ Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
   dirty_ = true;
   bytes_written_ += len;
 
-  if (new_end == size_ && new_end - run_start >= options_.stream_threshold)
+  // Stream the run at end of file only when nothing is missing before it.
+  // The FUSE session is multi-threaded, so the kernel's writes of a stream
+  // can arrive out of order; a run that starts after a gap still to be filled
+  // would be cut from an arbitrary offset instead of the boundary the same
+  // bytes were cut at before, and lose their dedup. A gap that stays (a
+  // sparse file) is chunked by the max_dirty bound below.
+  const uint64_t chunked_end = extents_.empty() ? 0 : extents_.back().end();
+  if (new_end == size_ && new_end - run_start >= options_.stream_threshold &&
+      run_start <= chunked_end)
     return ChunkRun(run_start, false);
   if (overlay_bytes_ > options_.max_dirty) return ChunkAll(false);
   return Status::Ok();

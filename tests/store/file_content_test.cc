@@ -246,6 +246,29 @@ TEST_F(FileContentTest, SameContentWrittenTwiceStoresNoNewChunks) {
   EXPECT_EQ(second->extents(), first->extents());
 }
 
+// A multi-threaded FUSE session can hand over a stream's writes out of order:
+// the pieces after a late one must not be cut before it arrives.
+TEST_F(FileContentTest, SameStreamArrivingOutOfOrderStoresNoNewChunks) {
+  const std::string data = SeededBytes(24 * kMiB, 12);
+  auto first = NewFile();
+  ASSERT_NO_FATAL_FAILURE(WriteInPieces(*first, 0, data, 1 * kMiB));
+  CommitAndReload(*first, 2);
+  const uint64_t chunks_after_first = ChunksNew();
+
+  // In groups of six 1 MiB pieces, the first of each group comes last.
+  auto second = NewFile();
+  for (size_t group = 0; group < 24; group += 6) {
+    for (size_t piece : {1, 2, 3, 4, 5, 0}) {
+      const size_t at = (group + piece) * kMiB;
+      ASSERT_OK(second->Write(at, data.data() + at, kMiB));
+    }
+  }
+  ASSERT_OK(second->Flush(nullptr));
+  EXPECT_EQ(ReadAll(*second), data);
+  EXPECT_EQ(ChunksNew(), chunks_after_first);
+  EXPECT_EQ(second->extents(), first->extents());
+}
+
 TEST_F(FileContentTest, InsertNearTheStartOfACommittedFileStoresOnlyACoupleOfChunks) {
   const std::string before = SeededBytes(4 * kMiB, 3);
   auto f = NewFile();
