@@ -1,5 +1,7 @@
 // Micro benchmarks for the store's per-byte work: chunking, chunk hashing,
-// zstd encode and decode.
+// zstd encode and decode. store_bench.cc (same executable) adds the chunk
+// store and FileContent paths through a real store; docs/performance.md has
+// the figures.
 //
 // Run them from a Release build (debug numbers mean nothing):
 //   cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release
