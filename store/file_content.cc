@@ -109,7 +109,17 @@ Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
   if (new_end == size_ && new_end - run_start >= options_.stream_threshold &&
       run_start <= chunked_end)
     return ChunkRun(run_start, false);
-  if (overlay_bytes_ > options_.max_dirty) return ChunkAll(false);
+  if (overlay_bytes_ > options_.max_dirty) {
+    // First only the runs that start within chunked content (their chunks
+    // line up with what the same bytes were cut into before); runs after a
+    // gap still to be filled wait, unless the overlay keeps growing.
+    std::vector<uint64_t> starts;
+    const uint64_t end_of_chunked = extents_.empty() ? 0 : extents_.back().end();
+    for (const auto& [start, bytes] : overlay_)
+      if (start <= end_of_chunked) starts.push_back(start);
+    for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, false));
+    if (overlay_bytes_ > 2 * options_.max_dirty) return ChunkAll(false);
+  }
   return Status::Ok();
 }
 

@@ -31,7 +31,8 @@ class Store;
 
 struct FileContentOptions {
   size_t stream_threshold = 4u << 20;   // Chunk a run at end of file once this big.
-  size_t max_dirty = 32u << 20;         // Chunk every run once the overlay is this big.
+  size_t max_dirty = 32u << 20;         // Chunk runs in line with chunked content past this;
+                                        // every run past twice this.
 };
 
 class FileContent {
