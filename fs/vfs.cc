@@ -394,6 +394,18 @@ class MultiLock {
 };
 }  // namespace
 
+Status Vfs::CheckEmpty(Ino dir, std::string_view name) {
+  bool empty = true;
+  SNAPFS_RETURN_IF_ERROR(store_->ListDir(dir, store::kLatest,
+                                         [&](std::string_view n, const DirentRecord&) {
+                                           if (n == "..") return true;  // Not a child.
+                                           empty = false;
+                                           return false;
+                                         }));
+  if (!empty) return Status(Code::kNotEmpty, std::string(name));
+  return Status::Ok();
+}
+
 Status Vfs::RemoveEntry(Ino parent, std::string_view name, bool dir) {
   if (IsSnapfs(parent) || IsSnapfsName(parent, name)) return SnapfsReadOnly();
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
@@ -406,14 +418,7 @@ Status Vfs::RemoveEntry(Ino parent, std::string_view name, bool dir) {
   MultiLock locks(std::vector<InodePtr>{p, c});
   if (dir) {
     if (!IsDir(c->rec)) return NotADir(c->ino);
-    bool empty = true;
-    SNAPFS_RETURN_IF_ERROR(store_->ListDir(c->ino, store::kLatest,
-                                           [&](std::string_view n, const DirentRecord&) {
-                                             if (n == "..") return true;
-                                             empty = false;
-                                             return false;
-                                           }));
-    if (!empty) return Status(Code::kNotEmpty, std::string(name));
+    SNAPFS_RETURN_IF_ERROR(CheckEmpty(c->ino, name));
   } else if (IsDir(c->rec)) {
     return Status(Code::kIsDir, std::string(name));
   }
@@ -497,14 +502,7 @@ Status Vfs::Rename(Ino parent, std::string_view name, Ino new_parent, std::strin
     if (sdir && !tdir) return NotADir(t->ino);
     if (!sdir && tdir) return Status(Code::kIsDir, std::string(new_name));
     if (tdir) {
-      bool empty = true;
-      SNAPFS_RETURN_IF_ERROR(store_->ListDir(t->ino, store::kLatest,
-                                             [&](std::string_view n, const DirentRecord&) {
-                                               if (n == "..") return true;
-                                               empty = false;
-                                               return false;
-                                             }));
-      if (!empty) return Status(Code::kNotEmpty, std::string(new_name));
+      SNAPFS_RETURN_IF_ERROR(CheckEmpty(t->ino, new_name));
     }
   }
   std::vector<InodePtr> touched{p1, p2, s};

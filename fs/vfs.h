@@ -184,6 +184,8 @@ class Vfs {
   Result<Attr> MakeNode(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
                         std::string_view target, const Caller& caller, store::Op op);
   Status RemoveEntry(Ino parent, std::string_view name, bool dir);
+  // kNotEmpty (naming `name`) unless directory `dir` has no entries now.
+  Status CheckEmpty(Ino dir, std::string_view name);
   Status LoadContent(Inode& inode);  // inode.mu held.
   // Commits the inode's dirty content (inode.mu held).
   Status CommitContent(Inode& inode, store::Op op, bool sync);
