@@ -7,7 +7,7 @@ packages=(
   libfuse3-dev fuse3
   librocksdb-dev libxxhash-dev libzstd-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
-  zip unzip rsync
+  zip unzip rsync fio stress-ng
 )
 missing=()
 for p in "${packages[@]}"; do

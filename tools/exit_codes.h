@@ -12,6 +12,7 @@ inline constexpr int kExitRuntime = 1;  // Anything else that failed (I/O, store
 inline constexpr int kExitUsage = 2;    // Bad command line or option.
 inline constexpr int kExitStore = 3;    // Store missing, corrupt, incompatible or in use.
 inline constexpr int kExitMount = 4;    // The mount itself failed.
+inline constexpr int kExitDamage = 5;   // snapfs-check found damage (the report names it).
 
 // The exit code for a failure to open a store.
 inline int ExitCodeForStoreError(const Status& st) {
