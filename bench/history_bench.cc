@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "fs/vfs.h"
 #include "store/store.h"
@@ -40,37 +41,51 @@ void Check(const Status& st) {
   }
 }
 
-// Builds (once per run count) a store with `runs` dump runs.
-const History& StoreWithRuns(int runs) {
-  static std::map<int, History> cache;
-  auto it = cache.find(runs);
+// Builds (once per run count and naming) a store with `runs` dump runs, each
+// its own state. Fixed names: every run replaces the same three dump files
+// (rm, create, write), as a cron job does. Dated names: every run writes
+// site-<run>.sql and deletes the one from seven runs before (a rotation), so
+// the directory held a new name in every run.
+const History& StoreWithRuns(int runs, bool dated) {
+  static std::map<std::pair<int, bool>, History> cache;
+  auto it = cache.find({runs, dated});
   if (it != cache.end()) return it->second;
   char tmpl[] = "/tmp/snapfs-history-bench-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) std::exit(1);
   History h;
   h.path = std::string(tmpl) + "/store";
-  Check(store::Store::Init(h.path, {}));
+  store::InitOptions init;
+  init.state_gap_ns = 1'000'000;  // 1 ms of quiet ends a state (a run).
+  Check(store::Store::Init(h.path, init));
   {
     auto opened = store::Store::Open(h.path, {});
     Check(opened.status());
     auto s = std::move(opened).value();
     fs::Vfs vfs(s.get(), {});
-    const char* names[] = {"site.sql", "media.sql", "site.zip"};
+    auto write = [&](const std::string& name, int run) {
+      auto c = vfs.Create(store::kRootIno, name, 0644, O_WRONLY, fs::Caller{});
+      Check(c.status());
+      std::string data(8192, 'x');
+      std::snprintf(data.data(), data.size(), "-- dump run %d of %s\n", run, name.c_str());
+      Check(vfs.Write(c->fh, 0, data.data(), data.size()).status());
+      Check(vfs.Release(c->fh));
+      vfs.Forget(c->attr.ino, 1);
+    };
     for (int run = 0; run < runs; ++run) {
-      for (const char* name : names) {
-        if (run > 0) Check(vfs.Unlink(store::kRootIno, name));
-        auto c = vfs.Create(store::kRootIno, name, 0644, O_WRONLY, fs::Caller{});
-        Check(c.status());
-        std::string data(8192, 'x');
-        std::snprintf(data.data(), data.size(), "-- dump run %d of %s\n", run, name);
-        Check(vfs.Write(c->fh, 0, data.data(), data.size()).status());
-        Check(vfs.Release(c->fh));
-        vfs.Forget(c->attr.ino, 1);
+      if (dated) {
+        if (run >= 7) Check(vfs.Unlink(store::kRootIno, "site-" + std::to_string(run - 7) + ".sql"));
+        write("site-" + std::to_string(run) + ".sql", run);
+      } else {
+        for (const char* name : {"site.sql", "media.sql", "site.zip"}) {
+          if (run > 0) Check(vfs.Unlink(store::kRootIno, name));
+          write(name, run);
+        }
       }
       if (run == runs / 2) {
         h.middle_gen = s->latest();
         h.middle_time_ns = s->latest_time_ns();
       }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   }
   std::atexit([] {
@@ -79,7 +94,11 @@ const History& StoreWithRuns(int runs) {
       std::filesystem::remove_all(std::filesystem::path(hist.path).parent_path(), ec);
     }
   });
-  return cache.emplace(runs, h).first->second;
+  return cache.emplace(std::make_pair(runs, dated), h).first->second;
+}
+
+const History& StoreFor(const benchmark::State& state) {
+  return StoreWithRuns(static_cast<int>(state.range(0)), state.range(1) != 0);
 }
 
 std::unique_ptr<store::Store> OpenReadOnly(const History& h) {
@@ -93,7 +112,7 @@ std::unique_ptr<store::Store> OpenReadOnly(const History& h) {
 // snapfs-mount-at's start: open a secondary, catch up, resolve WHEN, read
 // the root and list it.
 void BM_MountAtStart(benchmark::State& state) {
-  const History& h = StoreWithRuns(static_cast<int>(state.range(0)));
+  const History& h = StoreFor(state);
   for (auto _ : state) {
     auto s = OpenReadOnly(h);
     Check(s->CatchUp());
@@ -108,11 +127,11 @@ void BM_MountAtStart(benchmark::State& state) {
     vfs.ReleaseDir(*dir);
   }
 }
-BENCHMARK(BM_MountAtStart)->Arg(10)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MountAtStart)->ArgsProduct({{10, 1000}, {0, 1}})->ArgNames({"runs", "dated"})->Unit(benchmark::kMillisecond);
 
 // snapfs-ls --at TIME /: find the generation by time, list the root then.
 void BM_ListAtTime(benchmark::State& state) {
-  const History& h = StoreWithRuns(static_cast<int>(state.range(0)));
+  const History& h = StoreFor(state);
   auto s = OpenReadOnly(h);
   for (auto _ : state) {
     auto g = s->GenerationAt(h.middle_time_ns);
@@ -127,12 +146,12 @@ void BM_ListAtTime(benchmark::State& state) {
     benchmark::DoNotOptimize(entries);
   }
 }
-BENCHMARK(BM_ListAtTime)->Arg(10)->Arg(1000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ListAtTime)->ArgsProduct({{10, 1000}, {0, 1}})->ArgNames({"runs", "dated"})->Unit(benchmark::kMicrosecond);
 
 // snapfs-ls --history /site.sql: every version of the name; the output has
 // one row per run, so compare the time per item.
 void BM_HistoryOfOneFile(benchmark::State& state) {
-  const History& h = StoreWithRuns(static_cast<int>(state.range(0)));
+  const History& h = StoreFor(state);
   auto s = OpenReadOnly(h);
   int64_t items = 0;
   for (auto _ : state) {
@@ -150,11 +169,11 @@ void BM_HistoryOfOneFile(benchmark::State& state) {
   }
   state.SetItemsProcessed(items);
 }
-BENCHMARK(BM_HistoryOfOneFile)->Arg(10)->Arg(1000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_HistoryOfOneFile)->ArgsProduct({{10, 1000}, {0}})->ArgNames({"runs", "dated"})->Unit(benchmark::kMicrosecond);
 
 // snapfs-ls: one row per state; compare the time per item.
 void BM_ListStates(benchmark::State& state) {
-  const History& h = StoreWithRuns(static_cast<int>(state.range(0)));
+  const History& h = StoreFor(state);
   auto s = OpenReadOnly(h);
   int64_t items = 0;
   for (auto _ : state) {
@@ -165,7 +184,7 @@ void BM_ListStates(benchmark::State& state) {
   }
   state.SetItemsProcessed(items);
 }
-BENCHMARK(BM_ListStates)->Arg(10)->Arg(1000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_ListStates)->ArgsProduct({{10, 1000}, {0}})->ArgNames({"runs", "dated"})->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 }  // namespace snapfs

@@ -178,6 +178,45 @@ std::string ExtentPage(Ino ino, Generation g, uint32_t page) {
 }
 std::string Log(Generation g) { return Writer(8).U64(g).Take(); }
 std::string State(Generation first_gen) { return Writer(8).U64(first_gen).Take(); }
+std::string Time(int64_t time_ns, Generation g) { return Writer(16).I64(time_ns).U64(g).Take(); }
+std::string DirLog(Ino parent, Generation g, std::string_view name) {
+  return Writer(16 + name.size()).U64(parent).U64(g).Bytes(name).Take();
+}
+std::string DirSnap(Ino parent, Generation g, uint32_t page) {
+  return Writer(20).U64(parent).U64(~g).U32(page).Take();
+}
+std::string InoPrefix(Ino ino) { return Writer(8).U64(ino).Take(); }
+
+Result<DecodedTimeKey> DecodeTime(std::string_view key) {
+  if (key.size() != 16) return Bad("malformed times key", key);
+  Reader r(key);
+  DecodedTimeKey k;
+  k.time_ns = r.I64();
+  k.gen = r.U64();
+  return k;
+}
+
+Result<DecodedDirLogKey> DecodeDirLog(std::string_view key) {
+  if (key.size() < 17 || key.size() > 16 + kMaxNameLength) return Bad("malformed dirlog key", key);
+  Reader r(key);
+  DecodedDirLogKey k;
+  k.parent = r.U64();
+  k.gen = r.U64();
+  k.name = std::string(r.Bytes(key.size() - 16));
+  if (k.name.find('\0') != std::string::npos || k.name.find('/') != std::string::npos)
+    return Bad("dirlog key with an impossible name", key);
+  return k;
+}
+
+Result<DecodedDirSnapKey> DecodeDirSnap(std::string_view key) {
+  if (key.size() != 20) return Bad("malformed dirsnaps key", key);
+  Reader r(key);
+  DecodedDirSnapKey k;
+  k.parent = r.U64();
+  k.gen = ~r.U64();
+  k.page = r.U32();
+  return k;
+}
 
 Result<DecodedInodeKey> DecodeInode(std::string_view key) {
   if (key.size() != 16) return Bad("malformed inode key", key);
@@ -327,6 +366,39 @@ Result<StateRecord> DecodeStateRecord(std::string_view value, std::string_view k
   SNAPFS_RETURN_IF_ERROR(Finish(r, "state record", key));
   SNAPFS_ASSIGN_OR_RETURN(v.first_gen, keys::DecodeGeneration(key));
   return v;
+}
+
+std::string EncodeIndexMark() { return Writer(1).U8(kRecordVersion).Take(); }
+
+Status DecodeIndexMark(std::string_view value, std::string_view key) {
+  SNAPFS_ASSIGN_OR_RETURN(Reader r, OpenValue(value, "index entry", key));
+  return Finish(r, "index entry", key);
+}
+
+std::string EncodeDirSnapPage(std::span<const std::string> names) {
+  size_t bytes = 8;
+  for (const auto& n : names) bytes += n.size() + 2;
+  Writer w(bytes);
+  w.U8(kRecordVersion).Varint(names.size());
+  for (const auto& n : names) w.Lpstr(n);
+  return w.Take();
+}
+
+Status DecodeDirSnapPage(std::string_view value, std::string_view key,
+                         std::vector<std::string>* out) {
+  SNAPFS_ASSIGN_OR_RETURN(Reader r, OpenValue(value, "directory snapshot", key));
+  const uint64_t count = r.Varint();
+  // Each name takes at least two bytes: a count beyond that is damage, not
+  // a reason to reserve memory.
+  if (!r.ok() || count > r.remaining() / 2 + 1) return Bad("malformed directory snapshot", key);
+  for (uint64_t i = 0; i < count && r.ok(); ++i) {
+    std::string name = r.Lpstr();
+    if (!r.ok() || name.empty() || name.size() > kMaxNameLength ||
+        name.find('\0') != std::string::npos || name.find('/') != std::string::npos)
+      return Bad("directory snapshot with an impossible name", key);
+    out->push_back(std::move(name));
+  }
+  return Finish(r, "directory snapshot", key);
 }
 
 std::string EncodeExtentPage(std::span<const Extent> extents, uint64_t prev_end) {

@@ -43,6 +43,12 @@ inline constexpr const char* kCfDirents = "dirents";
 inline constexpr const char* kCfExtents = "extents";
 inline constexpr const char* kCfLog = "log";
 inline constexpr const char* kCfStates = "states";
+// Indexes that keep lookups by time and directory listings independent of
+// the history's length (docs/format.md, "Indexes"); a store made before
+// they existed gets them at its next read-write open.
+inline constexpr const char* kCfTimes = "times";
+inline constexpr const char* kCfDirLog = "dirlog";
+inline constexpr const char* kCfDirSnaps = "dirsnaps";
 
 struct ChunkLocation {
   Codec codec = Codec::kRaw;
@@ -124,6 +130,13 @@ std::string DirentAfterName(Ino parent, std::string_view name);
 std::string ExtentPage(Ino ino, Generation g, uint32_t page);
 std::string Log(Generation g);
 std::string State(Generation first_gen);
+// times: u64 time, u64 g. Generations in time order.
+std::string Time(int64_t time_ns, Generation g);
+// dirlog: u64 parent, u64 g, name. Which names of `parent` changed at g.
+std::string DirLog(Ino parent, Generation g, std::string_view name);
+// dirsnaps: u64 parent, u64 ~g, u32 page. The names of `parent` as of g.
+std::string DirSnap(Ino parent, Generation g, uint32_t page);
+std::string InoPrefix(Ino ino);  // The 8-byte prefix of every key of `ino`.
 
 struct DecodedInodeKey { Ino ino; Generation gen; };
 struct DecodedDirentKey { Ino parent; std::string name; Generation gen; };
@@ -133,6 +146,12 @@ Result<DecodedDirentKey> DecodeDirent(std::string_view key);
 Result<DecodedExtentKey> DecodeExtentPage(std::string_view key);
 Result<Generation> DecodeGeneration(std::string_view key);  // log and states keys.
 Result<ChunkId> DecodeChunk(std::string_view key);
+struct DecodedTimeKey { int64_t time_ns; Generation gen; };
+struct DecodedDirLogKey { Ino parent; Generation gen; std::string name; };
+struct DecodedDirSnapKey { Ino parent; Generation gen; uint32_t page; };
+Result<DecodedTimeKey> DecodeTime(std::string_view key);
+Result<DecodedDirLogKey> DecodeDirLog(std::string_view key);
+Result<DecodedDirSnapKey> DecodeDirSnap(std::string_view key);
 }  // namespace keys
 
 std::string EncodeChunkLocation(const ChunkLocation& v);
@@ -145,6 +164,15 @@ std::string EncodeLogRecord(const LogRecord& v);
 Result<LogRecord> DecodeLogRecord(std::string_view value, std::string_view key);
 std::string EncodeStateRecord(const StateRecord& v);
 Result<StateRecord> DecodeStateRecord(std::string_view value, std::string_view key);
+
+// The value of a `times` or `dirlog` key: the record version alone.
+std::string EncodeIndexMark();
+Status DecodeIndexMark(std::string_view value, std::string_view key);
+// One page of a directory snapshot: names in byte order. Decoding appends.
+std::string EncodeDirSnapPage(std::span<const std::string> names);
+Status DecodeDirSnapPage(std::string_view value, std::string_view key,
+                         std::vector<std::string>* out);
+inline constexpr size_t kNamesPerSnapPage = 4096;
 
 // One page of extents. `prev_end` is the end of the extent before the page
 // (0 for page 0); gaps are stored relative to it. Decoding appends to *out

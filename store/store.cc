@@ -32,6 +32,7 @@ constexpr const char* kMetaChunker = "chunker";
 constexpr const char* kMetaZstdLevel = "zstd_level";
 constexpr const char* kMetaNextIno = "next_ino";
 constexpr const char* kMetaStateGap = "state_gap";
+constexpr const char* kMetaIndexes = "indexes";  // Present once times/dirlog are complete.
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -70,8 +71,15 @@ Status FromRocks(const rocksdb::Status& st, const std::string& what) {
   return Status::Io(msg);
 }
 
+// Whether `found`, a dirents key a seek for `key` landed on, is a version of
+// the same parent and name: everything but the last 8 bytes (~g) matches.
+bool SameDirentName(std::string_view found, std::string_view key) {
+  return found.size() == key.size() && found.substr(0, key.size() - 8) == key.substr(0, key.size() - 8);
+}
+
 std::vector<std::string> CfNames() {
-  return {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates};
+  return {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates,
+          kCfTimes, kCfDirLog, kCfDirSnaps};
 }
 
 rocksdb::ColumnFamilyOptions CfOptions(const std::string& name) {
@@ -98,7 +106,10 @@ rocksdb::DBOptions DbOptions() {
   o.create_missing_column_families = false;
   o.paranoid_checks = true;
   o.max_background_jobs = 2;
-  o.max_total_wal_size = 128u << 20;
+  // Readers (secondary instances: snapfs-ls, snapfs-mount-at) replay the log
+  // that is not yet in table files when they open: keep it short, so their
+  // start costs the same however long the store's history is.
+  o.max_total_wal_size = 16u << 20;
   o.keep_log_file_num = 4;
   o.max_log_file_size = 8u << 20;
   o.info_log_level = rocksdb::WARN_LEVEL;
@@ -153,10 +164,18 @@ Store::Store(std::string path, OpenOptions options, ChunkerParams chunker)
     : path_(std::move(path)), options_(options), chunker_(chunker) {}
 
 Store::~Store() {
+  if (flusher_.joinable()) {
+    {
+      std::lock_guard lock(flush_mu_);
+      stopping_ = true;
+    }
+    flush_cv_.notify_all();
+    flusher_.join();
+  }
   chunks_.reset();  // Drains the compression queue first.
   // Flush the memtables so that the next open, and every read-only
   // (secondary) open, starts from table files instead of replaying the log.
-  if (db_ && !options_.read_only) db_->Flush(rocksdb::FlushOptions()).PermitUncheckedError();
+  if (db_ && !options_.read_only) (void)FlushAll();
   for (auto* h : cfs_) db_->DestroyColumnFamilyHandle(h);
   if (db_) db_->Close().PermitUncheckedError();
   db_.reset();
@@ -209,6 +228,8 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   b.Put(meta, kMetaZstdLevel, U32(static_cast<uint32_t>(options.zstd_level))).PermitUncheckedError();
   b.Put(meta, kMetaNextIno, U64(kRootIno + 1)).PermitUncheckedError();
   b.Put(meta, kMetaStateGap, U64(static_cast<uint64_t>(options.state_gap_ns))).PermitUncheckedError();
+  b.Put(meta, kMetaIndexes, U32(1)).PermitUncheckedError();
+  b.Put(handles[7], keys::Time(now, 1), EncodeIndexMark()).PermitUncheckedError();
   InodeRecord root;
   root.op = Op::kInit;
   root.mode = 0040000 | (options.root_mode & 07777);
@@ -240,7 +261,31 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   std::unique_ptr<Store> s(new Store(path, options, ChunkerParams{}));
   SNAPFS_RETURN_IF_ERROR(s->OpenDb());
   SNAPFS_RETURN_IF_ERROR(s->LoadMeta());
+  if (!options.read_only && !s->indexed_) SNAPFS_RETURN_IF_ERROR(s->BuildIndexes());
+  s->flushed_gen_ = s->latest();  // Open put what the log held into table files.
+  if (!options.read_only) s->flusher_ = std::thread([st = s.get()] { st->FlushWhenQuiet(); });
   return s;
+}
+
+Status Store::FlushAll() {
+  return FromRocks(db_->Flush(rocksdb::FlushOptions(), cfs_), "flush the store's tables");
+}
+
+void Store::FlushWhenQuiet() {
+  std::unique_lock lock(flush_mu_);
+  while (!stopping_) {
+    flush_cv_.wait_for(lock, kFlushQuiet / 2);
+    if (stopping_ || flushed_gen_ == last_gen_.load()) continue;
+    const auto quiet = std::chrono::steady_clock::now() - last_commit_;
+    if (quiet < kFlushQuiet) continue;
+    const Generation g = last_gen_.load();
+    lock.unlock();
+    // A failure (a full disk) leaves the log as it is: the next quiet
+    // period tries again; commits report their own errors.
+    const bool ok = FlushAll().ok();
+    lock.lock();
+    if (ok) flushed_gen_ = g;
+  }
 }
 
 Status Store::OpenDb() {
@@ -250,23 +295,78 @@ Status Store::OpenDb() {
   rocksdb::DB* raw = nullptr;
   rocksdb::Status st;
   if (options_.read_only) {
+    // A store made before the index families existed has not got them; a
+    // reader opens what is there and reads without them.
+    std::vector<std::string> present;
+    SNAPFS_RETURN_IF_ERROR(FromRocks(
+        rocksdb::DB::ListColumnFamilies(dbo, path_ + "/db", &present), "open " + path_));
+    std::erase_if(descs, [&](const rocksdb::ColumnFamilyDescriptor& d) {
+      return std::find(present.begin(), present.end(), d.name) == present.end();
+    });
     dbo.max_open_files = -1;  // Required for secondaries: keep files the daemon deletes open.
     char tmpl[] = "/tmp/snapfs-reader-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) return Status::FromErrno(errno, "temporary folder");
     secondary_dir_ = tmpl;
     st = rocksdb::DB::OpenAsSecondary(dbo, path_ + "/db", secondary_dir_, descs, &cfs_, &raw);
   } else {
+    dbo.create_missing_column_families = true;  // New index families (BuildIndexes).
     st = rocksdb::DB::Open(dbo, path_ + "/db", descs, &cfs_, &raw);
   }
   SNAPFS_RETURN_IF_ERROR(FromRocks(st, "open " + path_));
   db_.reset(raw);
-  cf_meta_ = cfs_[0];
-  cf_chunks_ = cfs_[1];
-  cf_inodes_ = cfs_[2];
-  cf_dirents_ = cfs_[3];
-  cf_extents_ = cfs_[4];
-  cf_log_ = cfs_[5];
-  cf_states_ = cfs_[6];
+  auto handle = [&](const char* name) -> rocksdb::ColumnFamilyHandle* {
+    for (auto* h : cfs_)
+      if (h->GetName() == name) return h;
+    return nullptr;
+  };
+  cf_meta_ = handle(kCfMeta);
+  cf_chunks_ = handle(kCfChunks);
+  cf_inodes_ = handle(kCfInodes);
+  cf_dirents_ = handle(kCfDirents);
+  cf_extents_ = handle(kCfExtents);
+  cf_log_ = handle(kCfLog);
+  cf_states_ = handle(kCfStates);
+  cf_times_ = handle(kCfTimes);
+  cf_dirlog_ = handle(kCfDirLog);
+  cf_dirsnaps_ = handle(kCfDirSnaps);
+  if (!cf_meta_ || !cf_chunks_ || !cf_inodes_ || !cf_dirents_ || !cf_extents_ || !cf_log_ ||
+      !cf_states_)
+    return Status::Corruption(path_ + ": the database lacks one of its column families");
+  return Status::Ok();
+}
+
+Status Store::BuildIndexes() {
+  // Idempotent puts: a crash part way leaves the meta key unwritten, and the
+  // next open starts again.
+  rocksdb::WriteBatch batch;
+  auto flush = [&](bool last) -> Status {
+    if (!last && batch.Count() < 65536) return Status::Ok();
+    if (last) batch.Put(cf_meta_, kMetaIndexes, U32(1)).PermitUncheckedError();
+    rocksdb::WriteOptions wo;
+    wo.sync = last;
+    Status st = FromRocks(db_->Write(wo, &batch), "build the store's indexes");
+    batch.Clear();
+    return st;
+  };
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_log_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    SNAPFS_ASSIGN_OR_RETURN(Generation g, keys::DecodeGeneration(it->key().ToStringView()));
+    SNAPFS_ASSIGN_OR_RETURN(LogRecord rec, DecodeLogRecord(it->value().ToStringView(),
+                                                           it->key().ToStringView()));
+    batch.Put(cf_times_, keys::Time(rec.time_ns, g), EncodeIndexMark()).PermitUncheckedError();
+    SNAPFS_RETURN_IF_ERROR(flush(false));
+  }
+  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read log"));
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    SNAPFS_ASSIGN_OR_RETURN(auto k, keys::DecodeDirent(it->key().ToStringView()));
+    batch.Put(cf_dirlog_, keys::DirLog(k.parent, k.gen, k.name), EncodeIndexMark())
+        .PermitUncheckedError();
+    SNAPFS_RETURN_IF_ERROR(flush(false));
+  }
+  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read directories"));
+  SNAPFS_RETURN_IF_ERROR(flush(true));
+  indexed_ = true;
   return Status::Ok();
 }
 
@@ -302,6 +402,7 @@ Status Store::LoadMeta() {
   SNAPFS_ASSIGN_OR_RETURN(std::string gap, meta(kMetaStateGap, 8));
   next_ino_ = ParseBE(next_ino);
   state_gap_ns_ = static_cast<int64_t>(ParseBE(gap));
+  indexed_ = cf_times_ && cf_dirlog_ && cf_dirsnaps_ && GetRaw(cf_meta_, kMetaIndexes).ok();
 
   // The newest generation and state.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_log_));
@@ -367,9 +468,7 @@ Result<std::optional<DirentRecord>> Store::Lookup(Ino parent, std::string_view n
   const std::string key = keys::Dirent(parent, name, at);
   it->Seek(key);
   SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read directory " + std::to_string(parent)));
-  // Same parent and name: everything but the last 8 bytes (~g) matches.
-  if (!it->Valid() || it->key().size() != key.size() ||
-      it->key().ToStringView().substr(0, key.size() - 8) != std::string_view(key).substr(0, key.size() - 8))
+  if (!it->Valid() || !SameDirentName(it->key().ToStringView(), key))
     return std::optional<DirentRecord>();
   SNAPFS_ASSIGN_OR_RETURN(DirentRecord rec,
                           DecodeDirentRecord(it->value().ToStringView(), it->key().ToStringView()));
@@ -379,6 +478,73 @@ Result<std::optional<DirentRecord>> Store::Lookup(Ino parent, std::string_view n
 
 Status Store::ListDir(Ino parent, Generation at,
                       const std::function<bool(std::string_view, const DirentRecord&)>& fn) {
+  if (!indexed_) return ListDirByScan(parent, at, fn);
+  SNAPFS_ASSIGN_OR_RETURN(std::vector<std::string> names, DirNamesAt(parent, at));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
+  for (const std::string& name : names) {
+    const std::string key = keys::Dirent(parent, name, at);
+    it->Seek(key);
+    if (!it->Valid()) break;
+    if (!SameDirentName(it->key().ToStringView(), key)) continue;
+    SNAPFS_ASSIGN_OR_RETURN(DirentRecord rec, DecodeDirentRecord(it->value().ToStringView(),
+                                                                 it->key().ToStringView()));
+    if (rec.child != 0 && !fn(name, rec)) return Status::Ok();
+  }
+  return FromRocks(it->status(), "list directory " + std::to_string(parent));
+}
+
+Result<std::vector<std::string>> Store::DirNamesAt(Ino parent, Generation at) {
+  // The newest snapshot of the directory at or before `at` (its names then),
+  // plus every name changed after it up to `at`: a superset of the names
+  // present at `at`, as large as the directory was, not as long as its
+  // history (a snapshot is taken once the changes since the last one
+  // outnumber its names; see SnapshotChangedDirs).
+  std::vector<std::string> names;
+  SNAPFS_ASSIGN_OR_RETURN(Generation snap_gen, ReadDirSnapshot(parent, at, &names));
+  const size_t from_snapshot = names.size();
+  SNAPFS_RETURN_IF_ERROR(ScanDirLog(parent, snap_gen + 1, at, [&](std::string&& name) {
+    names.push_back(std::move(name));
+  }));
+  // Snapshot pages are sorted; merge in the changed names.
+  std::sort(names.begin() + static_cast<std::ptrdiff_t>(from_snapshot), names.end());
+  std::inplace_merge(names.begin(), names.begin() + static_cast<std::ptrdiff_t>(from_snapshot),
+                     names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+Result<Generation> Store::ReadDirSnapshot(Ino parent, Generation at,
+                                          std::vector<std::string>* names) {
+  const std::string prefix = keys::InoPrefix(parent);
+  Generation snap_gen = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirsnaps_));
+  for (it->Seek(keys::DirSnap(parent, at, 0)); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    SNAPFS_ASSIGN_OR_RETURN(auto k, keys::DecodeDirSnap(it->key().ToStringView()));
+    if (snap_gen != 0 && k.gen != snap_gen) break;
+    snap_gen = k.gen;
+    SNAPFS_RETURN_IF_ERROR(DecodeDirSnapPage(it->value().ToStringView(), it->key().ToStringView(),
+                                             names));
+  }
+  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read directory snapshots"));
+  return snap_gen;
+}
+
+Status Store::ScanDirLog(Ino parent, Generation from, Generation to,
+                         const std::function<void(std::string&&)>& fn) {
+  const std::string prefix = keys::InoPrefix(parent);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirlog_));
+  for (it->Seek(keys::DirLog(parent, from, "")); it->Valid() && it->key().starts_with(prefix);
+       it->Next()) {
+    SNAPFS_ASSIGN_OR_RETURN(auto k, keys::DecodeDirLog(it->key().ToStringView()));
+    if (k.gen > to) break;
+    fn(std::move(k.name));
+  }
+  return FromRocks(it->status(), "read directory changes");
+}
+
+Status Store::ListDirByScan(Ino parent, Generation at,
+                            const std::function<bool(std::string_view, const DirentRecord&)>& fn) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
   const std::string prefix = keys::DirentPrefix(parent);
   it->Seek(prefix);
@@ -468,6 +634,16 @@ Result<LogRecord> Store::GetLog(Generation g) {
 }
 
 Result<Generation> Store::GenerationAt(int64_t time_ns) {
+  if (time_ns < 0) return Status::NotFound("the store has no state that old");
+  if (indexed_) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_times_));
+    it->SeekForPrev(keys::Time(time_ns, UINT64_MAX));
+    SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read the time index"));
+    if (!it->Valid()) return Status::NotFound("the store has no state that old");
+    SNAPFS_ASSIGN_OR_RETURN(auto k, keys::DecodeTime(it->key().ToStringView()));
+    // A reader may see index entries of generations it has not caught up to.
+    if (k.gen <= latest()) return k.gen;
+  }
   // Times never decrease with the generation, so binary search the log.
   Generation lo = 1, hi = latest();
   SNAPFS_ASSIGN_OR_RETURN(LogRecord first, GetLog(lo));
@@ -534,10 +710,14 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
   }
   for (auto& [ino, rec] : m.inodes_)
     batch.Put(cf_inodes_, keys::Inode(ino, g), EncodeInodeRecord(rec)).PermitUncheckedError();
-  for (auto& [key, rec] : m.dirents_)
+  for (auto& [key, rec] : m.dirents_) {
     batch.Put(cf_dirents_, keys::Dirent(key.first, key.second, g), EncodeDirentRecord(rec))
         .PermitUncheckedError();
+    batch.Put(cf_dirlog_, keys::DirLog(key.first, g, key.second), EncodeIndexMark())
+        .PermitUncheckedError();
+  }
   batch.Put(cf_log_, keys::Log(g), EncodeLogRecord(log)).PermitUncheckedError();
+  batch.Put(cf_times_, keys::Time(now, g), EncodeIndexMark()).PermitUncheckedError();
   batch.Put(cf_meta_, kMetaNextIno, U64(next_ino_.load())).PermitUncheckedError();
 
   // Extend the newest state, or start one after a quiet gap. state_files_ is
@@ -562,11 +742,60 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
   SNAPFS_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "commit generation " + std::to_string(g)));
   last_gen_ = g;
   last_time_ns_ = now;
+  {
+    std::lock_guard flush_lock(flush_mu_);
+    last_commit_ = std::chrono::steady_clock::now();
+  }
   state_ = st;
   if (new_state) state_files_.clear();
   if (new_file) state_files_.insert(log.ino);
   chunks_->MarkIndexed(m.unindexed_);
+  SnapshotChangedDirs(m, g);
   return g;
+}
+
+void Store::SnapshotChangedDirs(const Mutation& m, Generation g) {
+  for (auto it = m.dirents_.begin(); it != m.dirents_.end();) {
+    const Ino parent = it->first.first;
+    uint64_t changed = 0;
+    for (; it != m.dirents_.end() && it->first.first == parent; ++it) ++changed;
+    Result<DirCounter*> counter = CounterOf(parent, g);
+    if (!counter.ok()) continue;  // Only an optimization: listings stay right.
+    (*counter)->changes += changed;
+    if ((*counter)->changes < std::max<uint64_t>(kMinSnapshotChanges, (*counter)->names)) continue;
+    std::vector<std::string> names;
+    Status st = ListDir(parent, g, [&](std::string_view name, const DirentRecord&) {
+      names.emplace_back(name);
+      return true;
+    });
+    if (!st.ok()) continue;
+    rocksdb::WriteBatch batch;
+    uint32_t page = 0;
+    for (size_t i = 0; i < names.size() || page == 0; i += kNamesPerSnapPage, ++page) {
+      std::span<const std::string> part(names.data() + i,
+                                        std::min(kNamesPerSnapPage, names.size() - i));
+      batch.Put(cf_dirsnaps_, keys::DirSnap(parent, g, page), EncodeDirSnapPage(part))
+          .PermitUncheckedError();
+    }
+    if (db_->Write(rocksdb::WriteOptions(), &batch).ok())
+      **counter = DirCounter{names.size(), 0};
+  }
+}
+
+Result<Store::DirCounter*> Store::CounterOf(Ino parent, Generation g) {
+  auto found = dir_counters_.find(parent);
+  if (found != dir_counters_.end()) return &found->second;
+  if (dir_counters_.size() >= kMaxDirCounters) dir_counters_.clear();
+  // First change since open: count the snapshot's names and the changes
+  // after it (fewer than the snapshot's names, or kMinSnapshotChanges)
+  // before g; the caller counts generation g's own changes.
+  std::vector<std::string> names;
+  SNAPFS_ASSIGN_OR_RETURN(Generation snap_gen, ReadDirSnapshot(parent, g, &names));
+  DirCounter c{names.size(), 0};
+  SNAPFS_RETURN_IF_ERROR(ScanDirLog(parent, snap_gen + 1, g - 1, [&](std::string&&) {
+    ++c.changes;
+  }));
+  return &dir_counters_.emplace(parent, c).first->second;
 }
 
 }  // namespace snapfs::store

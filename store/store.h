@@ -22,6 +22,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -31,6 +33,8 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "store/chunk_store.h"
@@ -121,8 +125,9 @@ class Store {
   // The entry `name` in `parent` as of `at`, or nullopt if absent.
   Result<std::optional<DirentRecord>> Lookup(Ino parent, std::string_view name, Generation at);
   // Calls fn(name, entry) for each entry of `parent` as of `at`, in byte order
-  // of names, until fn returns false. Cost: one seek per name ever used in
-  // the directory.
+  // of names, until fn returns false. Cost: one seek per name the directory
+  // held around `at` (its newest snapshot before `at` plus the changes since),
+  // however long its history (docs/format.md, "Indexes").
   Status ListDir(Ino parent, Generation at,
                  const std::function<bool(std::string_view, const DirentRecord&)>& fn);
   // The extents of `rec` (an InodeRecord of `ino`), in offset order.
@@ -162,6 +167,38 @@ class Store {
   Status OpenDb();
   Status LoadMeta();
   Result<std::string> GetRaw(rocksdb::ColumnFamilyHandle* cf, const std::string& key);
+  // Writes every column family's memtable to table files (the log is then
+  // obsolete, and readers opening the store need not replay it).
+  Status FlushAll();
+  // The read-write store's background thread: FlushAll() once commits have
+  // paused for kFlushQuiet, so readers that open after a dump run start from
+  // table files.
+  void FlushWhenQuiet();
+  static constexpr std::chrono::seconds kFlushQuiet{2};
+  // Fills the index families for a store made before they existed.
+  Status BuildIndexes();
+  // ListDir without the indexes: one seek per name ever used.
+  Status ListDirByScan(Ino parent, Generation at,
+                       const std::function<bool(std::string_view, const DirentRecord&)>& fn);
+  // A sorted superset of the names `parent` holds at `at` (from dirsnaps and
+  // dirlog).
+  Result<std::vector<std::string>> DirNamesAt(Ino parent, Generation at);
+  // Appends the names of `parent`'s newest snapshot at or before `at`;
+  // returns its generation (0: none).
+  Result<Generation> ReadDirSnapshot(Ino parent, Generation at, std::vector<std::string>* names);
+  // fn(name) for each dirlog entry of `parent` with a generation in [from, to].
+  Status ScanDirLog(Ino parent, Generation from, Generation to,
+                    const std::function<void(std::string&&)>& fn);
+  // Directory snapshots (dirsnaps) are written once a directory's changes
+  // since its last snapshot reach max(kMinSnapshotChanges, its names then).
+  struct DirCounter {
+    uint64_t names = 0;    // Names in the newest snapshot.
+    uint64_t changes = 0;  // dirlog entries after it.
+  };
+  static constexpr uint64_t kMinSnapshotChanges = 32;
+  static constexpr size_t kMaxDirCounters = 65536;
+  void SnapshotChangedDirs(const Mutation& m, Generation g);  // Under commit_mu_.
+  Result<DirCounter*> CounterOf(Ino parent, Generation g);
 
   const std::string path_;
   const OpenOptions options_;
@@ -176,6 +213,10 @@ class Store {
   rocksdb::ColumnFamilyHandle* cf_extents_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_log_ = nullptr;
   rocksdb::ColumnFamilyHandle* cf_states_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_times_ = nullptr;     // Null in an old store opened read-only.
+  rocksdb::ColumnFamilyHandle* cf_dirlog_ = nullptr;
+  rocksdb::ColumnFamilyHandle* cf_dirsnaps_ = nullptr;
+  bool indexed_ = false;           // The three index families are complete.
   std::unique_ptr<ChunkStore> chunks_;
 
   std::atomic<Generation> last_gen_{0};
@@ -183,9 +224,17 @@ class Store {
   std::atomic<Ino> next_ino_{2};
   int64_t state_gap_ns_ = 0;
 
+  std::mutex flush_mu_;            // Guards the flusher's fields below.
+  std::condition_variable flush_cv_;
+  bool stopping_ = false;
+  Generation flushed_gen_ = 0;     // Newest generation known to be in table files.
+  std::chrono::steady_clock::time_point last_commit_;
+  std::thread flusher_;
+
   std::mutex commit_mu_;           // Serializes Commit().
   State state_;                    // The newest state (burst).
   std::set<Ino> state_files_;      // Files changed in state_, for files_changed.
+  std::unordered_map<Ino, DirCounter> dir_counters_;  // Under commit_mu_.
 };
 
 }  // namespace snapfs::store

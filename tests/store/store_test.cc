@@ -52,16 +52,7 @@ InodeRecord FileRecord(uint64_t size) {
   return r;
 }
 
-// name -> child for every live entry of `parent` at `at`, in listing order.
-std::vector<std::pair<std::string, Ino>> Listing(Store& store, Ino parent, Generation at) {
-  std::vector<std::pair<std::string, Ino>> out;
-  Status st = store.ListDir(parent, at, [&](std::string_view name, const DirentRecord& rec) {
-    out.emplace_back(std::string(name), rec.child);
-    return true;
-  });
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  return out;
-}
+using testing::Listing;
 
 // The store's RocksDB opened directly, bypassing snapfs: to check the bytes
 // snapfs wrote and to plant damaged ones. The store must be closed.
@@ -96,7 +87,8 @@ class RawDb {
 
  private:
   static constexpr const char* kCfs[] = {kCfMeta,    kCfChunks, kCfInodes, kCfDirents,
-                                         kCfExtents, kCfLog,    kCfStates};
+                                         kCfExtents, kCfLog,    kCfStates, kCfTimes,
+                                         kCfDirLog,  kCfDirSnaps};
   rocksdb::ColumnFamilyHandle* Cf(const char* name) {
     for (size_t i = 0; i < cfs_.size(); ++i)
       if (std::string_view(kCfs[i]) == name) return cfs_[i];

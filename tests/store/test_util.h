@@ -149,6 +149,17 @@ inline std::map<std::string, std::string> Snapshot(const std::string& root) {
 }
 
 // A test with a fresh store at dir/store, open read-write as store_.
+// name -> child for every live entry of `parent` at `at`, in listing order.
+inline std::vector<std::pair<std::string, Ino>> Listing(Store& store, Ino parent, Generation at) {
+  std::vector<std::pair<std::string, Ino>> out;
+  Status st = store.ListDir(parent, at, [&](std::string_view name, const DirentRecord& rec) {
+    out.emplace_back(std::string(name), rec.child);
+    return true;
+  });
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return out;
+}
+
 class StoreTestBase : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_NO_FATAL_FAILURE(InitAndOpen()); }
