@@ -457,6 +457,7 @@ struct Stats {
   uint64_t ops = 0, kills = 0, kills_mid_op = 0, in_flight_applied = 0, commits = 0;
   uint64_t versions_verified = 0, bytes_verified = 0, files_verified = 0, remounts = 0;
   double verify_s = 0, mount_s = 0;
+  std::map<std::string, int> mid_op_by_kind;  // Steps the daemon died in.
 };
 
 class CrashTest {
@@ -503,6 +504,15 @@ class CrashTest {
         stats_.in_flight_applied, stats_.ops, stats_.commits, stats_.versions_verified,
         static_cast<double>(stats_.bytes_verified) / (1 << 20), stats_.files_verified,
         SecondsSince(start), stats_.mount_s, stats_.verify_s);
+    if (o_.verbose) {
+      std::printf("typical step durations (us):");
+      for (const auto& [key, us] : duration_us_)
+        std::printf(" %s%s %.0f", kKindNames[key / 2].second, key % 2 ? "+" : "", us);
+      std::printf("\n");
+    }
+    std::printf("killed in the middle of:");
+    for (const auto& [name, n] : stats_.mid_op_by_kind) std::printf(" %s %d", name.c_str(), n);
+    std::printf("\n");
     if (ok && !o_.keep && made_dir_) {
       std::error_code ec;
       fsys::remove_all(dir_, ec);
@@ -573,11 +583,23 @@ class CrashTest {
       // microseconds into it), right now, or right after the next close/fsync.
       const uint32_t mode = rng_() % 10;
       if (mode < 6) {
-        Op k(Kind::kKillDuring);
-        k.off = rng_() % 3000;
+        // Mostly one that makes the daemon work (a commit, a big write), so
+        // the kill lands inside it; the delay is drawn between 0 and 0.8
+        // times what such a step took so far on this machine (the log keeps
+        // the delay, so --replay repeats it).
         Op op = Generate();
+        for (int tries = 0; tries < 20 && !Heavy(op) && rng_() % 4 != 0; ++tries) {
+          op = Generate();
+        }
+        Op k(Kind::kKillDuring);
+        const double typical = Typical(op);
+        k.off = static_cast<uint64_t>(typical * 0.8 * static_cast<double>(rng_() % 1000) / 1000.0);
+        if (rng_() % 5 < 2) {
+          k.len = 1;  // Frozen (see Step).
+          k.off = 1000 + rng_() % 2000;
+        }
         Log(k);
-        Step(op, static_cast<int64_t>(k.off));
+        Step(op, static_cast<int64_t>(k.off), k.len == 1);
         until_kill = NextKillDistance();
       } else if (mode < 8) {
         Op k(Kind::kKillAfter);
@@ -595,6 +617,7 @@ class CrashTest {
     std::ifstream in(o_.replay);
     if (!in) Fail("cannot read " + o_.replay);
     int64_t kill_us = -1;
+    bool freeze = false;
     int line_no = 0;
     for (std::string line; std::getline(in, line);) {
       ++line_no;
@@ -607,11 +630,45 @@ class CrashTest {
       } else if (op->kind == Kind::kKillDuring) {
         Log(*op);
         kill_us = static_cast<int64_t>(op->off);
+        freeze = op->len == 1;
       } else {
-        Step(*op, kill_us);
+        Step(*op, kill_us, freeze);
         kill_us = -1;
+        freeze = false;
       }
     }
+  }
+
+  // Whether `op` keeps the daemon busy for a while.
+  bool Heavy(const Op& op) {
+    switch (op.kind) {
+      case Kind::kFsync:
+      case Kind::kClose:
+        return File(op).dirty;
+      case Kind::kWrite:
+        return op.len >= (64u << 10);
+      case Kind::kCreate:
+      case Kind::kOpenTrunc:
+      case Kind::kFtruncate:
+      case Kind::kTruncate:
+      case Kind::kRename:
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  // The mean duration (microseconds) of steps like `op` so far.
+  double Typical(const Op& op) {
+    auto it = duration_us_.find(DurationKey(op));
+    return it == duration_us_.end() ? 500.0 : it->second;
+  }
+  // Steps are timed by kind; commits apart from no-op closes and fsyncs.
+  int DurationKey(const Op& op) {
+    int key = static_cast<int>(op.kind) * 2;
+    if ((op.kind == Kind::kClose || op.kind == Kind::kFsync) && File(op).dirty) ++key;
+    if (op.kind == Kind::kWrite && op.len >= (64u << 10)) ++key;
+    return key;
   }
 
   int NextKillDistance() { return 2 + static_cast<int>(rng_() % 30); }
@@ -792,22 +849,43 @@ class CrashTest {
 
   // Runs one step; with kill_us >= 0 the daemon is SIGKILLed that many
   // microseconds into it, and the crash is then recovered and verified.
-  void Step(const Op& op, int64_t kill_us) {
+  void Step(const Op& op, int64_t kill_us, bool freeze = false) {
     Log(op);
     ++stats_.ops;
     pending_fd_ = -1;
-    std::thread killer;
-    std::atomic<bool> fired{false};
-    if (kill_us >= 0) {
+    int err = 0;
+    if (kill_us < 0) {
+      const int key = op.file >= 0 && files_.count(op.file) ? DurationKey(op) : -1;
+      const auto t0 = Clock::now();
+      err = Execute(op);
+      if (key >= 0 && err == 0) {
+        double& d = duration_us_.try_emplace(key, 500.0).first->second;
+        d = 0.8 * d + 0.2 * SecondsSince(t0) * 1e6;
+      }
+    } else {
+      // The step runs on a thread of its own; this one SIGKILLs the daemon
+      // kill_us after the step's system call begins. Frozen: the daemon is
+      // SIGSTOPped first, so the step's requests wait in the kernel's queue
+      // and the kill surely lands in the middle of them.
       const pid_t pid = daemon_->pid();
-      killer = std::thread([pid, kill_us, &fired] {
-        std::this_thread::sleep_for(std::chrono::microseconds(kill_us));
-        ::kill(pid, SIGKILL);
-        fired = true;
+      if (freeze) ::kill(pid, SIGSTOP);
+      std::atomic<bool> started{false};
+      std::optional<std::string> failure;
+      std::thread worker([&] {
+        started = true;
+        try {
+          err = Execute(op);
+        } catch (const CheckFailure& f) {
+          failure = f.what;
+        }
       });
+      while (!started) std::this_thread::yield();
+      std::this_thread::sleep_for(std::chrono::microseconds(kill_us));
+      ::kill(pid, SIGKILL);
+      worker.join();
+      if (failure) Fail(*failure);
     }
-    const int err = Execute(op);
-    if (killer.joinable()) killer.join();
+    const bool fired = kill_us >= 0;
     if (err == 0) {
       Apply(op);
       if (kill_us >= 0) Crash(std::nullopt);
@@ -816,6 +894,8 @@ class CrashTest {
     const bool daemon_gone = err == ENOTCONN || err == ECONNABORTED || err == EIO;
     if (kill_us >= 0 && fired && daemon_gone) {
       ++stats_.kills_mid_op;
+      for (const auto& [k, name] : kKindNames)
+        if (k == op.kind) ++stats_.mid_op_by_kind[name];
       Crash(op);
       return;
     }
@@ -1292,6 +1372,7 @@ class CrashTest {
   std::map<int, FileModel> files_;
   std::set<std::string> dirs_;
   std::map<std::pair<Ino, std::pair<Generation, uint64_t>>, Digest> digest_cache_;
+  std::map<int, double> duration_us_;
   int next_file_id_ = 1;
   int next_name_ = 1;
   int pending_fd_ = -1;
