@@ -191,7 +191,11 @@ for r in $(seq "$rounds"); do
       fi
     fi
   done <"$w/unsynced.list"
-  echo "round $r: store opened after kill -9 + power loss; all $(wc -l <"$w/synced.list") fsynced versions intact; unsynced files so far kept $kept, lost $lost"
+  if [ "$failures" -eq 0 ]; then
+    echo "round $r: store opened after kill -9 + power loss; all $(wc -l <"$w/synced.list") fsynced versions intact; unsynced files so far kept $kept, lost $lost"
+  else
+    echo "round $r: $failures failed check(s) so far"
+  fi
 done
 
 kill -TERM "$snapfs_pid"; wait "$snapfs_pid" || fail "snapfs did not exit cleanly at the end"; snapfs_pid=""

@@ -1349,14 +1349,22 @@ class CrashTest {
     VerifyTree();
   }
 
+  // The command line that runs the same steps again.
+  std::string Reproduce() const {
+    if (!o_.replay.empty()) return "--replay " + o_.replay;
+    std::string cmd = "--seed " + std::to_string(o_.seed);
+    if (o_.duration_s > 0) return cmd + " --kills " + std::to_string(stats_.kills);
+    return cmd + " --kills " + std::to_string(o_.kills);
+  }
+
   void Report(const std::string& what) {
     std::fprintf(stderr,
                  "\nsnapfs_crash_test: CHECK FAILED: %s\n"
                  "  seed %" PRIu64 "; after %" PRIu64 " kill points and %" PRIu64 " operations\n"
-                 "  reproduce: snapfs_crash_test --seed %" PRIu64 " --kills %d\n"
+                 "  reproduce: snapfs_crash_test %s\n"
                  "  or replay the exact steps: snapfs_crash_test --replay %s/ops.log\n"
                  "  daemon log: %s\n  the last steps:\n",
-                 what.c_str(), o_.seed, stats_.kills, stats_.ops, o_.seed, o_.kills, dir_.c_str(),
+                 what.c_str(), o_.seed, stats_.kills, stats_.ops, Reproduce().c_str(), dir_.c_str(),
                  log_.c_str());
     for (const std::string& r : recent_) std::fprintf(stderr, "    %s\n", r.c_str());
     std::fprintf(stderr, "  daemon log tail:\n%s", Daemon::Tail(log_, 15).c_str());
