@@ -31,6 +31,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -527,6 +529,13 @@ class CrashTest {
   // --- Setup and the main loop ----------------------------------------------
 
   void Setup() {
+    // A mount namespace of our own (root only; skipped if refused): the
+    // mounts of this test are invisible elsewhere and vanish with the test,
+    // even if it is SIGKILLed (its daemon then dies too: PR_SET_PDEATHSIG).
+    if (::unshare(CLONE_NEWNS) == 0) {
+      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+        Fail(Errno("making / private in the test's mount namespace"));
+    }
     if (o_.dir.empty()) {
       const char* tmp = std::getenv("TMPDIR");
       std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/snapfs-crash-XXXXXX";
