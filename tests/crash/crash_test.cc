@@ -375,7 +375,7 @@ std::string FirstDifference(std::string_view a, std::string_view b) {
 
 enum class Kind {
   kCreate, kOpen, kOpenTrunc, kWrite, kRead, kFsync, kClose, kFtruncate, kTruncate,
-  kRename, kUnlink, kMkdir, kRmdir, kKillAfter, kKillDuring,
+  kRename, kUnlink, kMkdir, kRmdir, kKillAfter, kKillDuring, kRenameDir,
 };
 
 constexpr std::pair<Kind, const char*> kKindNames[] = {
@@ -384,7 +384,7 @@ constexpr std::pair<Kind, const char*> kKindNames[] = {
     {Kind::kClose, "close"},         {Kind::kFtruncate, "ftruncate"}, {Kind::kTruncate, "truncate"},
     {Kind::kRename, "rename"},       {Kind::kUnlink, "unlink"},     {Kind::kMkdir, "mkdir"},
     {Kind::kRmdir, "rmdir"},         {Kind::kKillAfter, "kill-after"},
-    {Kind::kKillDuring, "kill-during"},
+    {Kind::kKillDuring, "kill-during"}, {Kind::kRenameDir, "rename-dir"},
 };
 
 // One step. `file` names an oracle file (handle operations); `a`, `b` are
@@ -661,6 +661,7 @@ class CrashTest {
       case Kind::kFtruncate:
       case Kind::kTruncate:
       case Kind::kRename:
+      case Kind::kRenameDir:
         return true;
       default:
         return false;
@@ -821,6 +822,23 @@ class CrashTest {
         if (std::count(parent.begin(), parent.end(), '/') >= 2) continue;
         op.kind = Kind::kMkdir;
         op.a = Join(parent, "d" + std::to_string(next_name_++));
+      } else if (r < 98) {
+        // A folder moves (with everything below it) to a new name or over
+        // an empty folder; never into itself.
+        std::vector<std::string> movable(dirs_.begin(), dirs_.end());
+        movable.erase(movable.begin());  // The root ("").
+        if (movable.empty()) continue;
+        op.kind = Kind::kRenameDir;
+        op.a = Pick(movable);
+        const std::string parent = RandomDir();
+        if (parent == op.a || parent.starts_with(op.a + "/")) continue;
+        std::vector<std::string> targets;
+        for (const std::string& d : dirs_)
+          if (!d.empty() && d != op.a && !d.starts_with(op.a + "/") && !op.a.starts_with(d + "/") &&
+              DirEmpty(d))
+            targets.push_back(d);
+        op.b = !targets.empty() && rng_() % 3 == 0 ? Pick(targets)
+                                                   : Join(parent, "d" + std::to_string(next_name_++));
       } else {
         std::vector<std::string> empty;
         for (const std::string& d : dirs_)
@@ -965,6 +983,7 @@ class CrashTest {
       case Kind::kTruncate:
         return ::truncate(M(op.a).c_str(), static_cast<off_t>(op.len)) == 0 ? 0 : errno;
       case Kind::kRename:
+      case Kind::kRenameDir:
         return ::rename(M(op.a).c_str(), M(op.b).c_str()) == 0 ? 0 : errno;
       case Kind::kUnlink:
         return ::unlink(M(op.a).c_str()) == 0 ? 0 : errno;
@@ -1052,6 +1071,18 @@ class CrashTest {
       case Kind::kMkdir:
         dirs_.insert(op.a);
         break;
+      case Kind::kRenameDir: {
+        auto moved = [&](const std::string& p) {
+          return p == op.a ? op.b : p.starts_with(op.a + "/") ? op.b + p.substr(op.a.size()) : p;
+        };
+        std::set<std::string> dirs;
+        for (const std::string& d : dirs_)
+          if (d != op.b) dirs.insert(moved(d));  // An empty target is replaced.
+        dirs_ = std::move(dirs);
+        for (auto& [id, f] : files_)
+          if (!f.path.empty()) f.path = moved(f.path);
+        break;
+      }
       case Kind::kRmdir:
         dirs_.erase(op.a);
         break;
@@ -1209,6 +1240,13 @@ class CrashTest {
         break;
       case Kind::kRmdir:
         if (!Lstat(op.a)) {
+          applied = true;
+          Apply(op);
+        }
+        break;
+      case Kind::kRenameDir:
+        if (!Lstat(op.a)) {
+          if (!Lstat(op.b)) Fail("after a kill during `" + op.ToString() + "` both names are gone");
           applied = true;
           Apply(op);
         }
