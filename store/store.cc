@@ -298,6 +298,7 @@ Result<std::string> Store::GetRaw(rocksdb::ColumnFamilyHandle* cf, const std::st
 Status Store::LoadMeta() {
   auto meta = [&](const char* key, size_t size) -> Result<std::string> {
     Result<std::string> v = GetRaw(cf_meta_, key);
+    if (!v.ok() && v.status().code() != Code::kNotFound) return v.status();  // E.g. a damaged table file.
     if (!v.ok()) return Status::Corruption(path_ + ": meta key '" + key + "' is missing");
     if (size != 0 && v->size() != size)
       return Status::Corruption(path_ + ": meta key '" + key + "' has the wrong size");
