@@ -10,13 +10,18 @@
 // changes.
 //
 // Cost: one pass over each family; the full check also reads every indexed
-// chunk once, in pack order. Memory: 20 bytes per indexed chunk, 16 per
-// inode, plus the damage found. The blast radius is computed only for the
+// chunk once, in pack order. Memory: about 48 bytes per indexed chunk, 16
+// per inode and 40 per content version, plus the damage found. The blast radius is computed only for the
 // inodes that use damaged chunks.
 //
 // Adding a check: a new pass or a new test inside one, reporting through
 // CheckReport::problems (metadata) or damaged (chunks); the blast radius
-// follows any chunk put in `damaged`.
+// follows any chunk put in `damaged`. A new codec (2: zstd with a base
+// chunk) is verified through ChunkStore::ReadVerified like the others; a
+// check that its base chunk is indexed belongs in the chunk pass.
+//
+// Generations are read as of the store's open (or last CatchUp()): a check
+// of a mounted store sees the daemon's commits up to then.
 //
 // Thread-safety: one CheckStore per Store at a time; the Store may be read
 // by others meanwhile.
