@@ -11,6 +11,7 @@
 
 #include "fs/log.h"
 #include "fs/snapshot_dir.h"
+#include "store/paths.h"
 
 namespace snapfs::fs {
 
@@ -650,6 +651,15 @@ auto* FindHandle(std::mutex& mu, Map& map, FileHandle fh) {
 }
 }  // namespace
 
+std::string Vfs::PathForLog(Ino ino) {
+  store::PathFinder finder(*store_);
+  Result<std::vector<std::string>> paths = finder.Paths(ino, options_.at);
+  if (!paths.ok() || paths->empty()) return "<no path>";
+  std::string out;
+  for (const std::string& p : *paths) out += (out.empty() ? "" : " and ") + p;
+  return out;
+}
+
 Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) {
   if (IsSnapfsHandle(fh)) return snap_->Read(fh, offset, len, out);
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
@@ -658,11 +668,17 @@ Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) 
   std::lock_guard ilock(inode.mu);
   if (!inode.content) return Status::Invalid("not a regular file");
   Result<size_t> n = inode.content->Read(offset, len, out);
-  if (!n.ok() && n.status().code() == Code::kCorruption)
-    LogError("read of inode %llu at offset %llu failed: %s",
-             static_cast<unsigned long long>(inode.ino), static_cast<unsigned long long>(offset),
-             n.status().ToString().c_str());
-  return n;
+  if (n.ok()) return n;
+  Status st = n.status();
+  // A chunk the file's extents name but the index lacks is damage too: EIO,
+  // never ENOENT on a file that exists.
+  if (st.code() == Code::kNotFound) st = Status::Corruption(st.message());
+  if (st.code() == Code::kCorruption || st.code() == Code::kIo)
+    LogError("read of %s (inode %llu%s) at offset %llu failed: %s", PathForLog(inode.ino).c_str(),
+             static_cast<unsigned long long>(inode.ino),
+             options_.at == store::kLatest ? "" : (", at g" + std::to_string(options_.at)).c_str(),
+             static_cast<unsigned long long>(offset), st.ToString().c_str());
+  return st;
 }
 
 Result<size_t> Vfs::Write(FileHandle fh, uint64_t offset, const char* data, size_t len) {

@@ -192,6 +192,8 @@ class Vfs {
   Result<Generation> Commit(store::Mutation& m, store::LogRecord log, bool sync = false,
                             int64_t activity_start_ns = 0);
   Result<bool> IsAncestor(Ino ancestor, Ino dir);
+  // The paths of `ino` in this view, for an error message ("<no path>").
+  std::string PathForLog(Ino ino);
 
   // The .snapfs folder: any inode or handle it tags goes there.
   bool IsSnapfs(Ino ino) const;

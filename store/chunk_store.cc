@@ -189,21 +189,21 @@ Result<ChunkBytes> ChunkStore::Get(const ChunkId& id) {
     SNAPFS_ASSIGN_OR_RETURN(loc, Locate(id));
     if (!loc) return Status::NotFound("chunk " + id.Hex() + " is not in the store");
   }
-  Result<ChunkBytes> bytes = ReadFromPack(id, *loc);
+  // Only verified bytes enter the cache: a damaged record fails every read.
+  Result<ChunkBytes> bytes = ReadVerified(id, *loc);
   if (!bytes.ok() && bytes.status().code() == Code::kCorruption) counters_.corrupt_reads++;
+  if (bytes.ok()) CacheInsert(id, *bytes);
   return bytes;
 }
 
-Result<ChunkBytes> ChunkStore::ReadFromPack(const ChunkId& id, const ChunkLocation& loc) {
+Result<ChunkBytes> ChunkStore::ReadVerified(const ChunkId& id, const ChunkLocation& loc) {
   SNAPFS_ASSIGN_OR_RETURN(std::string stored, reader_.Read(id, loc));
   auto raw = std::make_shared<std::string>();
   Status st = DecodeChunk(loc.codec, stored, loc.raw_len, raw.get());
   if (!st.ok()) return Status::Corruption("chunk " + id.Hex() + ": " + st.message());
   if (hasher_.Hash(reinterpret_cast<const uint8_t*>(raw->data()), raw->size()) != id)
     return Status::Corruption("chunk " + id.Hex() + ": content does not match its id");
-  ChunkBytes bytes = std::move(raw);
-  CacheInsert(id, bytes);
-  return bytes;
+  return ChunkBytes(std::move(raw));
 }
 
 ChunkBytes ChunkStore::CacheLookup(const ChunkId& id) {

@@ -95,6 +95,10 @@ class ChunkStore {
   // its pack. NotFound if the index has no entry; Corruption (naming the
   // chunk) if the record fails any check.
   Result<ChunkBytes> Get(const ChunkId& id);
+  // Reads the record at `loc` from its pack and verifies it (header, payload
+  // hash, decoding, raw length, hash of the raw bytes == id), bypassing and
+  // never filling the cache: for checks. Corruption names the chunk.
+  Result<ChunkBytes> ReadVerified(const ChunkId& id, const ChunkLocation& loc);
   // The index entry, or nullopt.
   Result<std::optional<ChunkLocation>> Locate(const ChunkId& id);
 
@@ -114,7 +118,6 @@ class ChunkStore {
   void WorkerLoop();
   // Compresses and appends; returns the outcome. Called without mu_ held.
   Status Store(const ChunkId& id, const ChunkBytes& raw, ChunkLocation* loc);
-  Result<ChunkBytes> ReadFromPack(const ChunkId& id, const ChunkLocation& loc);
   void CacheInsert(const ChunkId& id, const ChunkBytes& bytes);
   ChunkBytes CacheLookup(const ChunkId& id);
 

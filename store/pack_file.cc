@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -74,6 +75,24 @@ std::string PackPath(const std::string& packs_dir, uint32_t pack) {
   char name[32];
   std::snprintf(name, sizeof(name), "/%08u.pack", pack);
   return packs_dir + name;
+}
+
+Result<uint64_t> VerifyPackHeader(const std::string& packs_dir, uint32_t pack) {
+  const std::string path = PackPath(packs_dir, pack);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::Corruption("pack file missing: " + path);
+    return Status::FromErrno(errno, path);
+  }
+  uint8_t h[kPackHeaderSize];
+  Status st = ReadAll(fd, h, sizeof(h), 0, path);
+  struct stat sb {};
+  if (st.ok() && ::fstat(fd, &sb) != 0) st = Status::FromErrno(errno, path);
+  ::close(fd);
+  SNAPFS_RETURN_IF_ERROR(st);
+  if (std::memcmp(h, kPackMagic, 8) != 0 || GetU32(h + 8) != kPackVersion || GetU32(h + 12) != pack)
+    return Status::Corruption(path + ": damaged pack header");
+  return static_cast<uint64_t>(sb.st_size);
 }
 
 PackWriter::PackWriter(std::string packs_dir, uint64_t target_size)

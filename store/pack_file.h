@@ -25,6 +25,12 @@ inline constexpr uint64_t kDefaultPackTarget = 64ull << 20;
 // "packs/00000042.pack" under `packs_dir`.
 std::string PackPath(const std::string& packs_dir, uint32_t pack);
 
+// Checks the 16-byte header of pack `pack` (magic, version, number) and
+// returns the pack's size in bytes. Corruption names the pack when the file
+// is missing, short, or its header is wrong. For checks; readers of records
+// do not need it.
+Result<uint64_t> VerifyPackHeader(const std::string& packs_dir, uint32_t pack);
+
 // Appends chunk records to the current pack and starts a new pack when it
 // passes `target_size`. Thread-safe: appends are serialized by a mutex, and
 // callers compress before calling, so only the write is under the lock.

@@ -158,6 +158,17 @@ Status CheckMarker(const std::string& path) {
   return Status::Ok();
 }
 
+// Takes group and other bits off the files in `dir` (stores made before the
+// umask above). Best effort: a file we cannot chmod is left as it is.
+void RestrictModes(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : fsys::directory_iterator(dir, ec)) {
+    struct stat st {};
+    if (::lstat(e.path().c_str(), &st) == 0 && (st.st_mode & 077) != 0 && !S_ISLNK(st.st_mode))
+      ::chmod(e.path().c_str(), st.st_mode & 07700);
+  }
+}
+
 }  // namespace
 
 Store::Store(std::string path, OpenOptions options, ChunkerParams chunker)
@@ -188,6 +199,7 @@ Store::~Store() {
 Status Store::Init(const std::string& path, const InitOptions& options) {
   if (options.zstd_level < 1 || options.zstd_level > 19)
     return Status::Invalid("zstd level must be 1..19");
+  ::umask(077);  // RocksDB creates its files 0644 & ~umask: owner-only (see store.h).
   std::error_code ec;
   if (fsys::exists(path, ec)) {
     if (!fsys::is_directory(path, ec)) return Status::Exists(path + " exists and is not a directory");
@@ -258,6 +270,11 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOptions& options) {
   SNAPFS_RETURN_IF_ERROR(CheckMarker(path));
+  if (!options.read_only) {
+    ::umask(077);  // See store.h: what this process creates in the store is owner-only.
+    RestrictModes(path + "/db");
+    RestrictModes(path + "/packs");
+  }
   std::unique_ptr<Store> s(new Store(path, options, ChunkerParams{}));
   SNAPFS_RETURN_IF_ERROR(s->OpenDb());
   SNAPFS_RETURN_IF_ERROR(s->LoadMeta());
@@ -381,6 +398,7 @@ Result<std::string> Store::GetRaw(rocksdb::ColumnFamilyHandle* cf, const std::st
 Status Store::LoadMeta() {
   auto meta = [&](const char* key, size_t size) -> Result<std::string> {
     Result<std::string> v = GetRaw(cf_meta_, key);
+    if (!v.ok() && v.status().code() != Code::kNotFound) return v.status();  // E.g. a damaged table file.
     if (!v.ok()) return Status::Corruption(path_ + ": meta key '" + key + "' is missing");
     if (size != 0 && v->size() != size)
       return Status::Corruption(path_ + ": meta key '" + key + "' has the wrong size");
@@ -665,6 +683,26 @@ Status Store::ListStates(Generation from, const std::function<bool(const State&)
     if (!fn(s)) break;
   }
   return FromRocks(it->status(), "read states");
+}
+
+Status Store::Scan(Family family,
+                   const std::function<bool(std::string_view, std::string_view)>& fn) {
+  rocksdb::ColumnFamilyHandle* cf = nullptr;
+  switch (family) {
+    case Family::kChunks: cf = cf_chunks_; break;
+    case Family::kInodes: cf = cf_inodes_; break;
+    case Family::kDirents: cf = cf_dirents_; break;
+    case Family::kExtents: cf = cf_extents_; break;
+    case Family::kLog: cf = cf_log_; break;
+    case Family::kStates: cf = cf_states_; break;
+  }
+  rocksdb::ReadOptions ro;
+  ro.readahead_size = 2u << 20;  // A sequential pass.
+  ro.verify_checksums = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next())
+    if (!fn(it->key().ToStringView(), it->value().ToStringView())) return Status::Ok();
+  return FromRocks(it->status(), "scan " + cf->GetName());
 }
 
 Status Store::Sync() {

@@ -17,6 +17,12 @@
 // by another process), kCorruption (damaged metadata or chunk; the message
 // names the key or chunk), kNoSpace (the store's filesystem is full), kIo.
 //
+// Files: Init() and a read-write Open() set the process umask to 077, so
+// every file and folder RocksDB and the packs create in the store is
+// owner-only (0600 / 0700); the chunk-id secret lives in RocksDB (meta) in
+// there. A read-write Open() also takes group/other bits off files an older
+// version left in db/ and packs/.
+//
 // Thread-safety: all methods may be called concurrently; Commit()s are
 // serialized internally.
 #pragma once
@@ -144,6 +150,13 @@ class Store {
   Result<Generation> GenerationAt(int64_t time_ns);
   // States (bursts) with first generation >= from, oldest first.
   Status ListStates(Generation from, const std::function<bool(const State&)>& fn);
+
+  // Every record of one family, in key order: fn(key, value) until it
+  // returns false. For whole-store passes (snapfs-check); a read-only store
+  // sees the state as of open or the last CatchUp().
+  enum class Family { kChunks, kInodes, kDirents, kExtents, kLog, kStates };
+  Status Scan(Family family,
+              const std::function<bool(std::string_view key, std::string_view value)>& fn);
 
   ChunkStore& chunks() { return *chunks_; }
   const ChunkerParams& chunker_params() const { return chunker_.params(); }

@@ -111,29 +111,6 @@ Result<std::vector<Node>> ListChildren(store::Store& store, Ino dir, Generation 
   return out;
 }
 
-Result<std::string> DirPath(store::Store& store, Ino dir, Generation at) {
-  std::vector<std::string> names;  // Leaf first.
-  for (Ino cur = dir; cur != store::kRootIno;) {
-    if (names.size() > 4096) return Status(Code::kLoop, "directory " + std::to_string(dir) + ": '..' loop");
-    SNAPFS_ASSIGN_OR_RETURN(std::optional<store::DirentRecord> up, store.Lookup(cur, "..", at));
-    if (!up)
-      return Status::Corruption("directory " + std::to_string(cur) + " has no '..' at g" +
-                                std::to_string(at));
-    std::optional<std::string> name;
-    SNAPFS_RETURN_IF_ERROR(store.ListDir(up->child, at, [&](std::string_view n, const store::DirentRecord& d) {
-      if (d.child != cur || n == "..") return true;
-      name = std::string(n);
-      return false;
-    }));
-    if (!name)
-      return Status::Corruption("directory " + std::to_string(cur) + " is not listed in its parent " +
-                                std::to_string(up->child) + " at g" + std::to_string(at));
-    names.push_back(std::move(*name));
-    cur = up->child;
-  }
-  return JoinPath(std::vector<std::string>(names.rbegin(), names.rend()));
-}
-
 std::string ModeString(uint32_t mode) {
   std::string s = "?---------";
   switch (mode & S_IFMT) {

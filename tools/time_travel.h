@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/key_format.h"
+#include "store/paths.h"
 #include "store/status.h"
 #include "store/store.h"
 #include "store/when.h"
@@ -66,7 +67,7 @@ Result<Node> LookupPath(store::Store& store, const std::vector<std::string>& pat
 Result<std::vector<Node>> ListChildren(store::Store& store, Ino dir, Generation at);
 // The path of directory `dir` as of `at`, found through its ".." entries
 // (cost: one listing of each ancestor).
-Result<std::string> DirPath(store::Store& store, Ino dir, Generation at);
+using store::DirPath;
 
 // "drwxr-xr-x", "-rw-r--r--", "lrwxrwxrwx", with s/S/t/T as ls(1) prints them.
 std::string ModeString(uint32_t mode);
