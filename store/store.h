@@ -96,6 +96,35 @@ struct CommitOptions {
 // A state as the tools list it (see StateRecord).
 using State = StateRecord;
 
+// --- Retention: dropping states and garbage collection (store/gc.cc) -----
+// What DropStates() removed.
+struct DropStats {
+  uint64_t states = 0;            // States dropped by this call.
+  uint64_t inode_versions = 0;    // Records deleted, per family.
+  uint64_t dirent_versions = 0;
+  uint64_t extent_pages = 0;
+};
+
+struct GcOptions {
+  // Rewrite a pack when its live records are less than this share of its
+  // bytes (0..1; 0: never rewrite, only delete packs with nothing live).
+  double rewrite_below = 0.5;
+  // Compact RocksDB afterwards, so deleted records leave db/ at once.
+  bool compact = true;
+};
+
+// What CollectGarbage() found and did.
+struct GcStats {
+  uint64_t chunks_live = 0;       // Index entries some remaining version needs.
+  uint64_t chunks_deleted = 0;    // Index entries of dead chunks removed.
+  uint64_t chunks_rescued = 0;    // Dead at mark time but re-used by a concurrent write: kept.
+  uint64_t packs_deleted = 0;     // Pack files removed (rewritten or with nothing live).
+  uint64_t packs_rewritten = 0;   // Of those, packs whose live records were copied first.
+  uint64_t bytes_copied = 0;      // Record bytes copied by rewrites.
+  uint64_t pack_bytes_before = 0; // Size of packs/ before and after.
+  uint64_t pack_bytes_after = 0;
+};
+
 class Store {
  public:
   ~Store();
@@ -157,11 +186,36 @@ class Store {
   // Time of the newest generation.
   int64_t latest_time_ns() const { return last_time_ns_.load(); }
 
+  // --- Retention (read-write stores only; docs/format.md, "Dropping states")
+  // Removes the given states (ids = first generation, as in ListStates) from
+  // history: every generation of a kept state stays readable exactly, the
+  // newest state can never be dropped (kInvalid), an unknown id is kNotFound;
+  // on any error nothing is dropped. Crash-safe: an intent record is written
+  // first and an interrupted drop is finished by the next read-write Open().
+  // A generation inside a dropped state reads as the newest kept generation
+  // before it (KeptAtOrBefore). Runs concurrently with Commit().
+  Result<DropStats> DropStates(const std::vector<Generation>& state_ids);
+  // Reclaims chunks that no remaining version references; rewrites packs
+  // whose live share is below options.rewrite_below and deletes packs with
+  // nothing live, so packs/ shrinks. Safe while the daemon writes (a chunk a
+  // concurrent write re-uses is never deleted: docs/design.md, "Garbage
+  // collection") and against SIGKILL at any point. Serialized with DropStates.
+  Result<GcStats> CollectGarbage(const GcOptions& options);
+  // True if generation g lies in a dropped state.
+  bool IsDropped(Generation g) const;
+  // g itself if it is kept, else the newest kept generation before it; 0 if
+  // there is none (g lies before the oldest kept state).
+  Generation KeptAtOrBefore(Generation g) const;
+
  private:
   Store(std::string path, OpenOptions options, ChunkerParams chunker);
   Status OpenDb();
   Status LoadMeta();
   Result<std::string> GetRaw(rocksdb::ColumnFamilyHandle* cf, const std::string& key);
+  // Retention (store/gc.cc).
+  Status LoadDropped();                  // Reads meta `dropped` into dropped_.
+  Status FinishDrop(DropStats* stats);   // Deletes what dropped states alone showed.
+  Status RecoverDrop();                  // At Open: finishes an interrupted drop.
 
   const std::string path_;
   const OpenOptions options_;
@@ -186,6 +240,10 @@ class Store {
   std::mutex commit_mu_;           // Serializes Commit().
   State state_;                    // The newest state (burst).
   std::set<Ino> state_files_;      // Files changed in state_, for files_changed.
+
+  std::mutex maintenance_mu_;      // Serializes DropStates() and CollectGarbage().
+  mutable std::mutex dropped_mu_;
+  std::vector<std::pair<Generation, Generation>> dropped_;  // Merged, sorted [first, last].
 };
 
 }  // namespace snapfs::store
