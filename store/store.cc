@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include "store/store_internal.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,25 +21,7 @@
 #include <rocksdb/write_batch.h>
 
 namespace snapfs::store {
-namespace {
-
-namespace fsys = std::filesystem;
-
-constexpr const char* kMarkerName = "SNAPFS";
-constexpr const char* kMarkerText = "snapfs store\nformat 1\n";
-constexpr const char* kMetaFormat = "format";
-constexpr const char* kMetaSecret = "secret";
-constexpr const char* kMetaCreated = "created";
-constexpr const char* kMetaChunker = "chunker";
-constexpr const char* kMetaZstdLevel = "zstd_level";
-constexpr const char* kMetaNextIno = "next_ino";
-constexpr const char* kMetaStateGap = "state_gap";
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+namespace internal {
 
 std::string U32(uint32_t v) {
   std::string s(4, '\0');
@@ -68,6 +52,32 @@ Status FromRocks(const rocksdb::Status& st, const std::string& what) {
                          text.find("lock hold by current process") != std::string::npos))
     return Status::Busy(what + ": the store is in use by another process (is it mounted?)");
   return Status::Io(msg);
+}
+
+}  // namespace internal
+
+namespace {
+
+namespace fsys = std::filesystem;
+using internal::FromRocks;
+using internal::ParseBE;
+using internal::U32;
+using internal::U64;
+
+constexpr const char* kMarkerName = "SNAPFS";
+constexpr const char* kMarkerText = "snapfs store\nformat 1\n";
+constexpr const char* kMetaFormat = "format";
+constexpr const char* kMetaSecret = "secret";
+constexpr const char* kMetaCreated = "created";
+constexpr const char* kMetaChunker = "chunker";
+constexpr const char* kMetaZstdLevel = "zstd_level";
+constexpr const char* kMetaNextIno = "next_ino";
+constexpr const char* kMetaStateGap = "state_gap";
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::vector<std::string> CfNames() {
@@ -169,6 +179,8 @@ Store::~Store() {
 Status Store::Init(const std::string& path, const InitOptions& options) {
   if (options.zstd_level < 1 || options.zstd_level > 19)
     return Status::Invalid("zstd level must be 1..19");
+  if (options.guard_share_percent > 100 || options.min_retention_ns < 0)
+    return Status::Invalid("the guard share must be 0..100 % and the minimum retention >= 0");
   std::error_code ec;
   if (fsys::exists(path, ec)) {
     if (!fsys::is_directory(path, ec)) return Status::Exists(path + " exists and is not a directory");
@@ -209,6 +221,9 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   b.Put(meta, kMetaZstdLevel, U32(static_cast<uint32_t>(options.zstd_level))).PermitUncheckedError();
   b.Put(meta, kMetaNextIno, U64(kRootIno + 1)).PermitUncheckedError();
   b.Put(meta, kMetaStateGap, U64(static_cast<uint64_t>(options.state_gap_ns))).PermitUncheckedError();
+  b.Put(meta, keys::kMinRetention, U64(static_cast<uint64_t>(std::max<int64_t>(0, options.min_retention_ns))))
+      .PermitUncheckedError();
+  b.Put(meta, keys::kGuardShare, U32(options.guard_share_percent)).PermitUncheckedError();
   InodeRecord root;
   root.op = Op::kInit;
   root.mode = 0040000 | (options.root_mode & 07777);
@@ -223,6 +238,7 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   log.ino = kRootIno;
   b.Put(handles[5], keys::Log(1), EncodeLogRecord(log)).PermitUncheckedError();
   StateRecord st{1, 1, now, now, 1, 0, 0, 0};
+  st.has_totals = true;  // The empty tree: no files, no bytes.
   b.Put(handles[6], keys::State(1), EncodeStateRecord(st)).PermitUncheckedError();
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -547,6 +563,10 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
                                                          : now;
   const bool new_state = st.first_gen == 0 || activity - st.end_ns > state_gap_ns_;
   if (new_state) st = State{g, g, activity, now, 0, 0, 0, 0};
+  SNAPFS_RETURN_IF_ERROR(UpdateTreeTotalsLocked(m, &st));
+  std::optional<HoldRecord> guard_hold;  // The guard, as state_ closes.
+  if (new_state && state_.first_gen != 0)
+    SNAPFS_RETURN_IF_ERROR(GuardLocked(state_, &batch, &guard_hold));
   const bool counts = log.op != Op::kMkdir && log.op != Op::kRmdir && log.op != Op::kSetattr;
   const bool new_file = counts && (new_state || !state_files_.count(log.ino));
   st.last_gen = g;
@@ -566,6 +586,7 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
   if (new_state) state_files_.clear();
   if (new_file) state_files_.insert(log.ino);
   chunks_->MarkIndexed(m.unindexed_);
+  if (guard_hold && guard_listener_) guard_listener_(*guard_hold);
   return g;
 }
 

@@ -36,11 +36,13 @@
 #include "store/chunk_store.h"
 #include "store/chunker.h"
 #include "store/key_format.h"
+#include "store/retention.h"
 #include "store/status.h"
 
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace snapfs::store {
@@ -51,6 +53,8 @@ struct InitOptions {
   uint32_t root_uid = 0;                       // Owner of the root directory.
   uint32_t root_gid = 0;
   uint32_t root_mode = 0755;                   // Permission bits of the root directory.
+  int64_t min_retention_ns = 0;                // No state younger than this is pruned; 0: none.
+  uint32_t guard_share_percent = 50;           // The bad-dump guard's share (0: off); retention.h.
 };
 
 struct OpenOptions {
@@ -207,6 +211,38 @@ class Store {
   // there is none (g lies before the oldest kept state).
   Generation KeptAtOrBefore(Generation g) const;
 
+  // --- Retention (store/retention_store.cc; docs/retention.md) ---------
+  // Meta keys min_retention, guard_share and hold:<id> (docs/format.md). The
+  // readers work on read-only stores too; the writers need a read-write store
+  // (kReadOnly otherwise) and are serialized with Commit().
+  //
+  // The store's policy: minimum retention and the guard's share.
+  Result<RetentionPolicy> GetRetentionPolicy();
+  // Raises the minimum retention to `ns`. It is never lowered: kInvalid (the
+  // message names the current value) if `ns` is lower; equal is a no-op.
+  Status RaiseMinRetention(int64_t ns);
+  // Every hold ever made, released ones included, by id.
+  Result<std::vector<HoldRecord>> ListHolds();
+  // Holds the state whose id (first generation) is `state` until `until_ns`
+  // (0: until released). kNotFound if there is no such state.
+  Result<HoldRecord> AddHold(Generation state, int64_t until_ns, std::string reason);
+  // Releases hold `id` (the record stays, marked released). kNotFound if no
+  // such hold; kInvalid if it is already released.
+  Result<HoldRecord> ReleaseHold(uint64_t id);
+  // The bad-dump guard, run by Commit() when a new state closes the previous
+  // one, and by the daemon at unmount: if the newest state ended with the
+  // tree much smaller than the state before it (DescribeShrink), holds that
+  // one (kind kGuard) unless it ever had a guard hold. Returns the hold made.
+  Result<std::optional<HoldRecord>> CheckGuard();
+  // Called with every guard hold the store makes (under the commit lock:
+  // keep it short, e.g. a log line). Set it before the first commit.
+  void SetGuardListener(std::function<void(const HoldRecord&)> fn) {
+    guard_listener_ = std::move(fn);
+  }
+  // Overrides the store's guard share for this open store (mount option);
+  // -1: use the store's.
+  void SetGuardShareOverride(int percent) { guard_share_override_ = percent; }
+
  private:
   Store(std::string path, OpenOptions options, ChunkerParams chunker);
   Status OpenDb();
@@ -244,6 +280,18 @@ class Store {
   std::mutex maintenance_mu_;      // Serializes DropStates() and CollectGarbage().
   mutable std::mutex dropped_mu_;
   std::vector<std::pair<Generation, Generation>> dropped_;  // Merged, sorted [first, last].
+
+  // --- Retention (store/retention_store.cc) ---
+  // Sets st->tree_files/tree_bytes from state_'s totals and the change `m`
+  // makes (one inode lookup per inode in m). commit_mu_ held.
+  Status UpdateTreeTotalsLocked(const Mutation& m, State* st);
+  // The guard for `closing` (the newest state) against the state before it:
+  // puts a guard hold into *batch (and *added) if it shrank. commit_mu_ held.
+  Status GuardLocked(const State& closing, rocksdb::WriteBatch* batch,
+                     std::optional<HoldRecord>* added);
+  Result<uint32_t> GuardShareLocked();
+  std::function<void(const HoldRecord&)> guard_listener_;
+  std::atomic<int> guard_share_override_{-1};
 };
 
 }  // namespace snapfs::store
