@@ -256,6 +256,10 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   std::unique_ptr<Store> s(new Store(path, options, ChunkerParams{}));
   SNAPFS_RETURN_IF_ERROR(s->OpenDb());
   SNAPFS_RETURN_IF_ERROR(s->LoadMeta());
+  // Retention (store/gc.cc): dropped generations; finish an interrupted drop.
+  SNAPFS_RETURN_IF_ERROR(s->LoadDropped());
+  if (options.read_only) s->chunks_->SetCatchUp([p = s.get()] { return p->CatchUp(); });
+  else SNAPFS_RETURN_IF_ERROR(s->RecoverDrop());
   return s;
 }
 
@@ -363,10 +367,12 @@ Status Store::CatchUp() {
     last_gen_ = last;
     last_time_ns_ = rec.time_ns;
   }
-  return Status::Ok();
+  chunks_->ForgetRemovedPacks();  // Packs GC removed: do not keep their space.
+  return LoadDropped();
 }
 
 Result<std::optional<InodeRecord>> Store::GetInode(Ino ino, Generation at) {
+  at = KeptAtOrBefore(at);  // A dropped generation reads as the kept one before it.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_inodes_));
   const std::string prefix = keys::InodePrefix(ino);
   it->Seek(keys::Inode(ino, at));
@@ -379,6 +385,7 @@ Result<std::optional<InodeRecord>> Store::GetInode(Ino ino, Generation at) {
 
 Result<std::optional<DirentRecord>> Store::Lookup(Ino parent, std::string_view name,
                                                   Generation at) {
+  at = KeptAtOrBefore(at);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
   const std::string key = keys::Dirent(parent, name, at);
   it->Seek(key);
@@ -395,6 +402,7 @@ Result<std::optional<DirentRecord>> Store::Lookup(Ino parent, std::string_view n
 
 Status Store::ListDir(Ino parent, Generation at,
                       const std::function<bool(std::string_view, const DirentRecord&)>& fn) {
+  at = KeptAtOrBefore(at);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
   const std::string prefix = keys::DirentPrefix(parent);
   it->Seek(prefix);
@@ -494,7 +502,10 @@ Result<Generation> Store::GenerationAt(int64_t time_ns) {
     if (rec.time_ns <= time_ns) lo = mid;
     else hi = mid - 1;
   }
-  return lo;
+  // The log keeps dropped generations; they resolve to the kept one before.
+  if (KeptAtOrBefore(lo) == 0)
+    return Status::NotFound("the store has no kept state that old (older states were pruned)");
+  return KeptAtOrBefore(lo);
 }
 
 Status Store::ListStates(Generation from, const std::function<bool(const State&)>& fn) {
