@@ -122,9 +122,13 @@ int OpenLive(const std::string& store_path, const MountConfig& config,
   });
   Result<std::unique_ptr<ControlServer>> server =
       ControlServer::Start(store->get(), store_path, retention.server);
-  if (!server.ok())
-    return LogFailure(kExitRuntime, "control socket", server.status().message());
-  view->service = std::shared_ptr<ControlServer>(std::move(*server));
+  // Without the socket the mount still works; only the retention tools
+  // cannot reach the store while it is mounted.
+  if (server.ok())
+    view->service = std::shared_ptr<ControlServer>(std::move(*server));
+  else
+    fs::LogWarning("control socket: %s; snapfs-prune and snapfs-hold will not work while mounted",
+                   server.status().message().c_str());
   view->store = std::move(*store);
   view->vfs = fs::VfsOptions{.at = store::kLatest,
                              .read_only = config.read_only.value_or(false),

@@ -176,11 +176,16 @@ TEST(RetentionStoryTest, TheGoodDumpIsHeldAndPruneThroughTheDaemonKeepsIt) {
   EXPECT_EQ(TryAsNobody(sock), "connect: Permission denied");
   // ...and even with the folder and socket opened up, the daemon checks the
   // peer's uid (SO_PEERCRED) and refuses.
+  const std::string temp = live.store().substr(0, live.store().rfind('/'));
+  struct stat temp_st {};
+  ASSERT_EQ(::stat(temp.c_str(), &temp_st), 0);
+  ASSERT_EQ(::chmod(temp.c_str(), 0711), 0);
   ASSERT_EQ(::chmod(live.store().c_str(), 0711), 0);
   ASSERT_EQ(::chmod(sock.c_str(), 0666), 0);
   const std::string refused = TryAsNobody(sock);
-  ::chmod(live.store().c_str(), 0700);
   ::chmod(sock.c_str(), 0600);
+  ::chmod(live.store().c_str(), 0700);
+  ::chmod(temp.c_str(), temp_st.st_mode & 07777);
   EXPECT_NE(refused.find("\"ok\":false"), std::string::npos) << refused;
   EXPECT_NE(refused.find("only the store's owner"), std::string::npos) << refused;
   // The minimum retention it asked for was not set.
