@@ -172,6 +172,12 @@ Generation Store::KeptAtOrBefore(Generation g) const {
   return range == nullptr ? g : range->first - 1;
 }
 
+Generation Store::KeptAtOrAfter(Generation g) const {
+  std::lock_guard lock(dropped_mu_);
+  const auto* range = RangeOf(dropped_, g);
+  return range == nullptr ? g : range->second + 1;
+}
+
 // --- DropStates -------------------------------------------------------------
 
 Result<DropStats> Store::DropStates(const std::vector<Generation>& state_ids) {

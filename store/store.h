@@ -210,6 +210,9 @@ class Store {
   // g itself if it is kept, else the newest kept generation before it; 0 if
   // there is none (g lies before the oldest kept state).
   Generation KeptAtOrBefore(Generation g) const;
+  // g itself if it is kept, else the first kept generation after it (the
+  // present is always kept).
+  Generation KeptAtOrAfter(Generation g) const;
 
   // --- Retention (store/retention_store.cc; docs/retention.md) ---------
   // Meta keys min_retention, guard_share and hold:<id> (docs/format.md). The

@@ -233,10 +233,13 @@ int ListGenerations(store::Store& store, const Args& args) {
                           {"path", path}, {"size", log.size}, {"bytes_written", log.bytes_written},
                           {"bytes_stored", log.bytes_stored}};
       if (!new_path.empty()) j["new_path"] = new_path;
+      if (store.IsDropped(g)) j["pruned"] = true;
       PutTime(j, "time", log.time_ns);
       std::printf("%s\n%s", g > 1 ? "," : "", JsonText(j).c_str());
     } else {
       if (!new_path.empty()) path += " -> " + new_path;
+      // The log keeps what pruned states did; their trees are gone.
+      if (store.IsDropped(g)) path += "  (pruned)";
       std::printf("%8llu  %-19s  %-8s %12llu  %s\n", static_cast<unsigned long long>(g),
                   store::FormatLocalTime(log.time_ns).c_str(), store::OpName(log.op),
                   static_cast<unsigned long long>(log.size), path.c_str());
@@ -545,8 +548,16 @@ int ListHistory(store::Store& store, const Args& args) {
   for (const Version& v : versions) {
     Result<store::LogRecord> log = store.GetLog(v.gen);
     if (!log.ok()) return ReadFailed("reading generation " + std::to_string(v.gen), log.status());
-    Result<std::string> what = describer.Describe(v, *log);
+    // A version made in a pruned state that a later kept state still shows:
+    // paths are those of the first kept generation that shows it, and
+    // --at gN (N its generation) names the kept state before it, so say so.
+    Version shown = v;
+    const bool pruned = store.IsDropped(v.gen);
+    if (pruned) shown.gen = store.KeptAtOrAfter(v.gen);
+    Result<std::string> what = describer.Describe(shown, *log);
     if (!what.ok()) return ReadFailed("--history " + path, what.status());
+    if (pruned)
+      *what += " (made in a pruned state; shown from g" + std::to_string(shown.gen) + ")";
     if (args.json) {
       nlohmann::json j = {{"generation", v.gen}, {"ino", v.ino}, {"type", TypeName(v.rec.mode)},
                           {"op", store::OpName(log->op)}, {"what", *what}, {"size", v.rec.size},

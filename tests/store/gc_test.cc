@@ -18,6 +18,7 @@
 
 #include "fs/vfs.h"
 #include "store/gc.h"
+#include "store/when.h"
 #include "tests/fs/vfs_test_util.h"
 
 namespace snapfs::store {
@@ -205,6 +206,20 @@ TEST_F(GcTest, DropRemovesExactlyTheVersionsOnlyDroppedStatesShowed) {
   ASSERT_OK_AND_ASSIGN(LogRecord inside, store_->GetLog(states[4].first_gen + 1));
   ASSERT_OK_AND_ASSIGN(Generation at, store_->GenerationAt(inside.time_ns));
   EXPECT_EQ(at, states[3].last_gen);
+  // So do WHENs naming a generation in it; naming the dropped state is NotFound.
+  WhenSpec when;
+  when.kind = WhenSpec::Kind::kGeneration;
+  when.id = states[4].first_gen + 1;
+  ASSERT_OK_AND_ASSIGN(Generation resolved, ResolveWhen(*store_, when, 0));
+  EXPECT_EQ(resolved, states[3].last_gen);
+  when.kind = WhenSpec::Kind::kState;
+  when.id = states[4].first_gen;
+  EXPECT_CODE(ResolveWhen(*store_, when, 0), Code::kNotFound);
+  when.id = states[3].first_gen;
+  ASSERT_OK_AND_ASSIGN(resolved, ResolveWhen(*store_, when, 0));
+  EXPECT_EQ(resolved, states[3].last_gen);
+  // Versions made in a dropped state that a kept state still shows remain.
+  EXPECT_EQ(store_->KeptAtOrAfter(states[4].first_gen), states[6].first_gen);
 
   // GC, then reopen: still exact; the live tree is untouched.
   ASSERT_OK(store_->CollectGarbage({}));
