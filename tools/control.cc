@@ -343,6 +343,10 @@ struct ControlServer::Impl {
     ucred cred{};
     socklen_t len = sizeof cred;
     json resp;
+    // The request is read before the caller is checked: closing a Unix
+    // socket with unread data resets the connection, and the refusal would
+    // never reach the caller.
+    Result<std::string> line = ReadLine(fd);
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
       resp = Error(Status::FromErrno(errno, "SO_PEERCRED"));
     } else if (cred.uid != 0 && cred.uid != owner) {
@@ -352,7 +356,6 @@ struct ControlServer::Impl {
                                                  std::to_string(owner) +
                                                  ") or root may use the control socket"));
     } else {
-      Result<std::string> line = ReadLine(fd);
       if (!line.ok()) {
         resp = Error(line.status());
       } else {

@@ -186,7 +186,8 @@ TEST(RetentionStoryTest, TheGoodDumpIsHeldAndPruneThroughTheDaemonKeepsIt) {
   ::chmod(sock.c_str(), 0600);
   ::chmod(live.store().c_str(), 0700);
   ::chmod(temp.c_str(), temp_st.st_mode & 07777);
-  EXPECT_NE(refused.find("\"ok\":false"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("\"ok\":false"), std::string::npos)
+      << "[" << refused << "] " << live.DaemonOutput();
   EXPECT_NE(refused.find("only the store's owner"), std::string::npos) << refused;
   // The minimum retention it asked for was not set.
   const ProcessResult policy = Hold({live.store(), "--list", "--json"});
@@ -227,7 +228,7 @@ TEST(RetentionMountTest, AutomaticPruneFromMountOptionsKeepsHeldStates) {
   ASSERT_TRUE(live.ok());
   ASSERT_TRUE(live.Mount());
   for (int i = 0; i < 3; ++i) {
-    if (i > 0) WaitOutGap();
+    WaitOutGap();
     ASSERT_TRUE(WriteFile(live.mountpoint() + "/f", SeededBytes(1000, i)));
   }
   EXPECT_EQ(LsStates(live.store()).size(), 4u);
