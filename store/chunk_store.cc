@@ -33,21 +33,30 @@ Status ChunkStore::Start() {
   return Status::Ok();
 }
 
-Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw) {
+Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw, bool hold) {
   if (writer_ == nullptr) return Status::ReadOnly("chunk store is read-only");
   {
     std::lock_guard lock(mu_);
     if (pending_.count(id)) {
       counters_.chunks_dup++;
+      ProtectLocked(id, hold);
       return PutResult::kPending;
     }
   }
-  SNAPFS_ASSIGN_OR_RETURN(auto loc, Locate(id));
-  if (loc) {
-    counters_.chunks_dup++;
-    return PutResult::kStored;
+  {
+    // The lookup and the protection are one step for GC's sweep: it cannot
+    // delete the entry between them (docs/design.md, "Garbage collection").
+    std::shared_lock fence(fence_mu_);
+    SNAPFS_ASSIGN_OR_RETURN(auto loc, Locate(id));
+    if (loc) {
+      counters_.chunks_dup++;
+      std::lock_guard lock(mu_);
+      ProtectLocked(id, hold);
+      return PutResult::kStored;
+    }
   }
   std::unique_lock lock(mu_);
+  ProtectLocked(id, hold);
   done_cv_.wait(lock, [&] {
     return queued_bytes_ < options_.max_queued_bytes || stopping_;
   });
@@ -68,6 +77,93 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw)
   lock.unlock();
   queue_cv_.notify_one();
   return PutResult::kQueued;
+}
+
+void ChunkStore::ProtectLocked(const ChunkId& id, bool hold) {
+  if (hold) holds_[id]++;
+  if (gc_epoch_) protected_.insert(id);
+}
+
+void ChunkStore::Release(std::span<const ChunkId> ids) {
+  std::lock_guard lock(mu_);
+  for (const ChunkId& id : ids) {
+    auto it = holds_.find(id);
+    if (it != holds_.end() && --it->second == 0) holds_.erase(it);
+  }
+}
+
+uint32_t ChunkStore::BeginGcEpoch(const std::function<void()>& snapshot) {
+  std::unique_lock fence(fence_mu_);
+  uint32_t first_unsafe = writer_ ? writer_->current_pack() : UINT32_MAX;
+  {
+    std::lock_guard lock(mu_);
+    gc_epoch_ = true;
+    protected_.clear();
+    for (const auto& [id, n] : holds_) protected_.insert(id);
+    for (const auto& [id, p] : pending_)
+      if (p->loc) first_unsafe = std::min(first_unsafe, p->loc->pack);
+  }
+  snapshot();
+  return first_unsafe;
+}
+
+void ChunkStore::EndGcEpoch() {
+  std::unique_lock fence(fence_mu_);
+  std::lock_guard lock(mu_);
+  gc_epoch_ = false;
+  protected_.clear();
+}
+
+Result<uint64_t> ChunkStore::DeleteDead(std::span<const Moved> dead,
+                                        std::vector<Moved>* rescued) {
+  std::unique_lock fence(fence_mu_);
+  rocksdb::WriteBatch batch;
+  uint64_t n = 0;
+  for (const Moved& m : dead) {
+    bool keep;
+    {
+      std::lock_guard lock(mu_);
+      keep = protected_.count(m.id) || holds_.count(m.id) || pending_.count(m.id);
+    }
+    SNAPFS_ASSIGN_OR_RETURN(auto now, Locate(m.id));
+    if (!now) continue;  // Gone already.
+    if (keep || !(*now == m.from)) {
+      // Still in the index: a live entry now, wherever it points.
+      rescued->push_back(Moved{m.id, *now, {}});
+      continue;
+    }
+    rocksdb::Status st = batch.Delete(cf_, keys::Chunk(m.id));
+    if (!st.ok()) return Status::Io("index batch: " + st.ToString());
+    ++n;
+  }
+  if (n == 0) return n;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // Packs are removed later: the deletes must not come back.
+  rocksdb::Status st = db_->Write(wo, &batch);
+  if (!st.ok()) return Status::Io("delete dead chunk index entries: " + st.ToString());
+  return n;
+}
+
+Result<ChunkLocation> ChunkStore::CopyRecord(const ChunkId& id, const ChunkLocation& from) {
+  if (writer_ == nullptr) return Status::ReadOnly("chunk store is read-only");
+  SNAPFS_ASSIGN_OR_RETURN(std::string payload, reader_.Read(id, from));
+  return writer_->Append(id, from.codec, from.raw_len, payload);
+}
+
+Status ChunkStore::Repoint(std::span<const Moved> moved) {
+  std::unique_lock fence(fence_mu_);
+  rocksdb::WriteBatch batch;
+  for (const Moved& m : moved) {
+    SNAPFS_ASSIGN_OR_RETURN(auto now, Locate(m.id));
+    if (!now || !(*now == m.from)) continue;
+    rocksdb::Status st = batch.Put(cf_, keys::Chunk(m.id), EncodeChunkLocation(m.to));
+    if (!st.ok()) return Status::Io("index batch: " + st.ToString());
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // The old pack is removed next.
+  rocksdb::Status st = db_->Write(wo, &batch);
+  if (!st.ok()) return Status::Io("repoint chunk index entries: " + st.ToString());
+  return Status::Ok();
 }
 
 Status ChunkStore::Store(const ChunkId& id, const ChunkBytes& raw, ChunkLocation* loc) {
@@ -191,6 +287,15 @@ Result<ChunkBytes> ChunkStore::Get(const ChunkId& id) {
   }
   // Only verified bytes enter the cache: a damaged record fails every read.
   Result<ChunkBytes> bytes = ReadVerified(id, *loc);
+  if (!bytes.ok() && bytes.status().code() == Code::kNotFound) {
+    // GC moved the record and removed its pack after we looked it up: look
+    // again (a read-only store first catches up with the daemon's index).
+    if (catch_up_) SNAPFS_RETURN_IF_ERROR(catch_up_());
+    SNAPFS_ASSIGN_OR_RETURN(auto again, Locate(id));
+    if (again && !(*again == *loc)) bytes = ReadVerified(id, *again);
+    if (!bytes.ok() && bytes.status().code() == Code::kNotFound)
+      bytes = Status::Corruption("chunk " + id.Hex() + ": " + bytes.status().message());
+  }
   if (!bytes.ok() && bytes.status().code() == Code::kCorruption) counters_.corrupt_reads++;
   if (bytes.ok()) CacheInsert(id, *bytes);
   return bytes;

@@ -15,14 +15,17 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "store/chunk_id.h"
@@ -74,8 +77,13 @@ class ChunkStore {
   // Makes sure the chunk `id` (whose bytes are *raw) gets stored. kQueued: new,
   // queued now; kPending: already queued but not yet indexed; kStored: in the
   // index already (costs one index lookup, never a chunk read). Blocks while
-  // the queue is over max_queued_bytes.
-  Result<PutResult> Put(const ChunkId& id, ChunkBytes raw);
+  // the queue is over max_queued_bytes. With `hold`, the chunk is also held
+  // (counted) until Release(): content not yet committed references it, so
+  // GC must not delete it (docs/design.md, "Garbage collection").
+  Result<PutResult> Put(const ChunkId& id, ChunkBytes raw, bool hold = false);
+  // Drops one hold on each of `ids` (after their version was committed, or
+  // when the content is dropped).
+  void Release(std::span<const ChunkId> ids);
 
   // Waits until each of `ids` that is not yet indexed is in a pack. A chunk
   // whose append failed (e.g. kNoSpace) is retried once here; the error is
@@ -105,6 +113,37 @@ class ChunkStore {
   Status SyncPacks();
   const ChunkCounters& counters() const { return counters_; }
   const std::string& packs_dir() const { return packs_dir_; }
+
+  // --- The GC fence (store/gc.cc; docs/design.md, "Garbage collection") ----
+  // Starts a GC epoch: until EndGcEpoch() every chunk that is held or Put()
+  // (whatever the result) is protected. `snapshot` runs while lookups are
+  // blocked; GC takes its RocksDB snapshot there. Returns the first pack
+  // number GC must leave alone (the pack being appended to, or an older one
+  // holding a chunk that is stored but not yet indexed).
+  uint32_t BeginGcEpoch(const std::function<void()>& snapshot);
+  void EndGcEpoch();
+  struct Moved {
+    ChunkId id;
+    ChunkLocation from;   // Where the index pointed in GC's snapshot.
+    ChunkLocation to;     // For Repoint(): the copy.
+  };
+  // Deletes the index entry of each chunk that is not protected, held or
+  // queued and whose entry still equals `from`, in one synced batch, while
+  // lookups wait (after it, a Put() of that chunk stores a fresh copy).
+  // Returns how many were deleted; the others (still referenced or changed)
+  // are appended to *rescued.
+  Result<uint64_t> DeleteDead(std::span<const Moved> dead, std::vector<Moved>* rescued);
+  // Copies the record of `id` at `from` (verified) to the current pack.
+  Result<ChunkLocation> CopyRecord(const ChunkId& id, const ChunkLocation& from);
+  // Points each entry that still equals `from` at `to`, in one synced batch.
+  Status Repoint(std::span<const Moved> moved);
+  // Forgets the fd of a pack GC removed; ForgetRemovedPacks: of every pack
+  // some other process removed (read-only stores, at CatchUp).
+  void ForgetPack(uint32_t pack) { reader_.Forget(pack); }
+  void ForgetRemovedPacks() { reader_.ForgetRemoved(); }
+  // Read-only stores: how to see the daemon's newest index (Store::CatchUp),
+  // tried once when a read finds its pack removed by GC.
+  void SetCatchUp(std::function<Status()> fn) { catch_up_ = std::move(fn); }
 
  private:
   struct Pending {
@@ -138,6 +177,16 @@ class ChunkStore {
   size_t queued_bytes_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
+
+  // The GC fence. Lookups in Put() hold it shared; GC holds it exclusively
+  // while it starts an epoch and while it deletes or repoints index entries.
+  // Lock order: fence_mu_ before mu_.
+  std::shared_mutex fence_mu_;
+  bool gc_epoch_ = false;                                   // mu_
+  std::unordered_set<ChunkId, ChunkIdHash> protected_;      // mu_: this epoch's.
+  std::unordered_map<ChunkId, uint32_t, ChunkIdHash> holds_;  // mu_
+  std::function<Status()> catch_up_;
+  void ProtectLocked(const ChunkId& id, bool hold);         // mu_ held.
 
   std::mutex cache_mu_;
   std::list<std::pair<ChunkId, ChunkBytes>> lru_;

@@ -19,6 +19,11 @@ FileContent::FileContent(ChunkStore* chunks, const Chunker* chunker, std::vector
       extents_(std::move(extents)),
       size_(size) {}
 
+FileContent::~FileContent() {
+  std::vector<ChunkId> held(held_.begin(), held_.end());
+  chunks_->Release(held);
+}
+
 size_t FileContent::FirstExtentEndingAfter(uint64_t offset) const {
   auto it = std::upper_bound(extents_.begin(), extents_.end(), offset,
                              [](uint64_t off, const Extent& e) { return off < e.end(); });
@@ -168,7 +173,9 @@ Status FileContent::ChunkRun(uint64_t run_start, bool final) {
     if (cut == 0) break;
     auto raw = std::make_shared<const std::string>(buf + pos, cut);
     ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw->data()), raw->size());
-    SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put, chunks_->Put(id, raw));
+    const bool hold = !held_.count(id);
+    SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put, chunks_->Put(id, raw, hold));
+    if (hold) held_.insert(id);
     if (put != ChunkStore::PutResult::kStored) unindexed_.insert(id);
     fresh.push_back(Extent{s + pos, static_cast<uint32_t>(cut), 0, id});
     pos += cut;
@@ -246,6 +253,9 @@ std::vector<ChunkId> FileContent::unindexed() const {
 }
 
 void FileContent::MarkCommitted() {
+  std::vector<ChunkId> held(held_.begin(), held_.end());
+  chunks_->Release(held);
+  held_.clear();
   unindexed_.clear();
   dirty_ = false;
   bytes_written_ = 0;

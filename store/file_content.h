@@ -39,6 +39,9 @@ class FileContent {
  public:
   FileContent(ChunkStore* chunks, const Chunker* chunker, std::vector<Extent> extents,
               uint64_t size, FileContentOptions options = {});
+  ~FileContent();  // Releases the chunks it holds (see held_).
+  FileContent(const FileContent&) = delete;
+  FileContent& operator=(const FileContent&) = delete;
 
   uint64_t size() const { return size_; }
   // True when there are writes or truncates since the last MarkCommitted().
@@ -83,6 +86,9 @@ class FileContent {
   bool dirty_ = false;
   uint64_t bytes_written_ = 0;
   std::unordered_set<ChunkId, ChunkIdHash> unindexed_;
+  // Chunks put since the last commit, each held once in the ChunkStore so GC
+  // cannot delete them before the version that references them is committed.
+  std::unordered_set<ChunkId, ChunkIdHash> held_;
 };
 
 }  // namespace snapfs::store

@@ -218,6 +218,8 @@ Result<DecodedDirSnapKey> DecodeDirSnap(std::string_view key) {
   return k;
 }
 
+std::string Hold(uint64_t id) { return Writer(13).Bytes(kHoldPrefix).U64(id).Take(); }
+
 Result<DecodedInodeKey> DecodeInode(std::string_view key) {
   if (key.size() != 16) return Bad("malformed inode key", key);
   Reader r(key);
@@ -259,6 +261,12 @@ Result<Generation> DecodeGeneration(std::string_view key) {
 Result<ChunkId> DecodeChunk(std::string_view key) {
   if (key.size() != 16) return Bad("malformed chunk key", key);
   return ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(key.data()));
+}
+
+Result<uint64_t> DecodeHold(std::string_view key) {
+  if (key.size() != kHoldPrefix.size() + 8 || !key.starts_with(kHoldPrefix))
+    return Bad("malformed hold key", key);
+  return Reader(key.substr(kHoldPrefix.size())).U64();
 }
 
 }  // namespace keys
@@ -348,13 +356,20 @@ Result<LogRecord> DecodeLogRecord(std::string_view value, std::string_view key) 
 }
 
 std::string EncodeStateRecord(const StateRecord& v) {
-  return Writer(64)
-      .U8(kRecordVersion).U64(v.last_gen).I64(v.start_ns).I64(v.end_ns).U64(v.changes)
-      .U64(v.files_changed).U64(v.bytes_written).U64(v.bytes_stored).Take();
+  Writer w(80);
+  w.U8(v.has_totals ? 2 : kRecordVersion).U64(v.last_gen).I64(v.start_ns).I64(v.end_ns)
+      .U64(v.changes).U64(v.files_changed).U64(v.bytes_written).U64(v.bytes_stored);
+  if (v.has_totals) w.U64(v.tree_files).U64(v.tree_bytes);
+  return w.Take();
 }
 
 Result<StateRecord> DecodeStateRecord(std::string_view value, std::string_view key) {
-  SNAPFS_ASSIGN_OR_RETURN(Reader r, OpenValue(value, "state record", key));
+  // Record version 2 adds the tree totals; version 1 has none.
+  Reader r(value);
+  const uint8_t rv = r.U8();
+  if (!r.ok()) return Bad("empty state record", key);
+  if (rv != 1 && rv != 2)
+    return Bad("state record has unknown record version " + std::to_string(rv), key);
   StateRecord v;
   v.last_gen = r.U64();
   v.start_ns = r.I64();
@@ -363,6 +378,11 @@ Result<StateRecord> DecodeStateRecord(std::string_view value, std::string_view k
   v.files_changed = r.U64();
   v.bytes_written = r.U64();
   v.bytes_stored = r.U64();
+  if (rv == 2) {
+    v.has_totals = true;
+    v.tree_files = r.U64();
+    v.tree_bytes = r.U64();
+  }
   SNAPFS_RETURN_IF_ERROR(Finish(r, "state record", key));
   SNAPFS_ASSIGN_OR_RETURN(v.first_gen, keys::DecodeGeneration(key));
   return v;
@@ -399,6 +419,29 @@ Status DecodeDirSnapPage(std::string_view value, std::string_view key,
     out->push_back(std::move(name));
   }
   return Finish(r, "directory snapshot", key);
+}
+
+std::string EncodeHoldRecord(const HoldRecord& v) {
+  return Writer(48 + v.reason.size())
+      .U8(kRecordVersion).U64(v.state).U8(static_cast<uint8_t>(v.kind)).I64(v.created_ns)
+      .I64(v.until_ns).I64(v.released_ns).Lpstr(v.reason).Take();
+}
+
+Result<HoldRecord> DecodeHoldRecord(std::string_view value, std::string_view key) {
+  SNAPFS_ASSIGN_OR_RETURN(Reader r, OpenValue(value, "hold record", key));
+  HoldRecord v;
+  v.state = r.U64();
+  const uint8_t kind = r.U8();
+  v.created_ns = r.I64();
+  v.until_ns = r.I64();
+  v.released_ns = r.I64();
+  v.reason = r.Lpstr();
+  SNAPFS_RETURN_IF_ERROR(Finish(r, "hold record", key));
+  if (kind != static_cast<uint8_t>(HoldKind::kUser) && kind != static_cast<uint8_t>(HoldKind::kGuard))
+    return Bad("hold record with unknown kind " + std::to_string(kind), key);
+  v.kind = static_cast<HoldKind>(kind);
+  SNAPFS_ASSIGN_OR_RETURN(v.id, keys::DecodeHold(key));
+  return v;
 }
 
 std::string EncodeExtentPage(std::span<const Extent> extents, uint64_t prev_end) {

@@ -116,7 +116,27 @@ struct StateRecord {
   uint64_t files_changed = 0;
   uint64_t bytes_written = 0;
   uint64_t bytes_stored = 0;
+  // Record version 2 (docs/format.md): the present tree at the state's end,
+  // counted by Commit. Version 1 records (older stores) have no totals.
+  bool has_totals = false;
+  uint64_t tree_files = 0;  // Regular files (inodes with nlink > 0).
+  uint64_t tree_bytes = 0;  // Sum of their sizes.
   bool operator==(const StateRecord&) const = default;
+};
+
+// A hold pins a state against pruning (docs/retention.md). Kept in the meta
+// family under keys::Hold(id); a released hold stays as a record (released_ns
+// set) so that the guard does not hold the same state again.
+enum class HoldKind : uint8_t { kUser = 1, kGuard = 2 };
+struct HoldRecord {
+  uint64_t id = 0;             // The key; not in the value.
+  Generation state = 0;        // The state's id (its first generation).
+  HoldKind kind = HoldKind::kUser;
+  int64_t created_ns = 0;
+  int64_t until_ns = 0;        // 0: until released.
+  int64_t released_ns = 0;     // 0: not released.
+  std::string reason;
+  bool operator==(const HoldRecord&) const = default;
 };
 
 namespace keys {
@@ -137,6 +157,13 @@ std::string DirLog(Ino parent, Generation g, std::string_view name);
 // dirsnaps: u64 parent, u64 ~g, u32 page. The names of `parent` as of g.
 std::string DirSnap(Ino parent, Generation g, uint32_t page);
 std::string InoPrefix(Ino ino);  // The 8-byte prefix of every key of `ino`.
+// Meta keys of holds: "hold:" then u64 id; every hold key starts with kHoldPrefix.
+inline constexpr std::string_view kHoldPrefix = "hold:";
+// Meta keys of the retention policy: min_retention (u64 ns), guard_share (u32 percent).
+inline constexpr const char* kMinRetention = "min_retention";
+inline constexpr const char* kGuardShare = "guard_share";
+std::string Hold(uint64_t id);
+Result<uint64_t> DecodeHold(std::string_view key);
 
 struct DecodedInodeKey { Ino ino; Generation gen; };
 struct DecodedDirentKey { Ino parent; std::string name; Generation gen; };
@@ -163,7 +190,10 @@ Result<DirentRecord> DecodeDirentRecord(std::string_view value, std::string_view
 std::string EncodeLogRecord(const LogRecord& v);
 Result<LogRecord> DecodeLogRecord(std::string_view value, std::string_view key);
 std::string EncodeStateRecord(const StateRecord& v);
+// Writes record version 2 when v.has_totals, else version 1; reads both.
 Result<StateRecord> DecodeStateRecord(std::string_view value, std::string_view key);
+std::string EncodeHoldRecord(const HoldRecord& v);
+Result<HoldRecord> DecodeHoldRecord(std::string_view value, std::string_view key);
 
 // The value of a `times` or `dirlog` key: the record version alone.
 std::string EncodeIndexMark();

@@ -95,6 +95,26 @@ Result<uint64_t> VerifyPackHeader(const std::string& packs_dir, uint32_t pack) {
   return static_cast<uint64_t>(sb.st_size);
 }
 
+Result<std::vector<PackFileInfo>> ListPacks(const std::string& packs_dir) {
+  DIR* d = ::opendir(packs_dir.c_str());
+  if (d == nullptr) return Status::FromErrno(errno, packs_dir);
+  std::vector<PackFileInfo> out;
+  while (dirent* e = ::readdir(d)) {
+    unsigned n = 0;
+    char tail[8] = {};
+    if (std::sscanf(e->d_name, "%8u.%5s", &n, tail) != 2 || std::strcmp(tail, "pack") != 0 ||
+        PackPath("", n) != "/" + std::string(e->d_name))
+      continue;
+    struct stat st {};
+    if (::stat(PackPath(packs_dir, n).c_str(), &st) != 0) continue;  // Removed meanwhile.
+    out.push_back(PackFileInfo{n, static_cast<uint64_t>(st.st_size)});
+  }
+  ::closedir(d);
+  std::sort(out.begin(), out.end(),
+            [](const PackFileInfo& a, const PackFileInfo& b) { return a.pack < b.pack; });
+  return out;
+}
+
 PackWriter::PackWriter(std::string packs_dir, uint64_t target_size)
     : dir_(std::move(packs_dir)), target_size_(target_size) {}
 
@@ -208,28 +228,55 @@ Status PackWriter::Sync() {
   return result;
 }
 
-PackReader::PackReader(std::string packs_dir) : dir_(std::move(packs_dir)) {}
-
-PackReader::~PackReader() {
-  for (auto& [pack, fd] : fds_) ::close(fd);
+uint32_t PackWriter::current_pack() {
+  std::lock_guard lock(mu_);
+  return pack_;
 }
 
-Result<int> PackReader::Fd(uint32_t pack) {
+struct PackReader::OpenPack {
+  explicit OpenPack(int f) : fd(f) {}
+  ~OpenPack() { ::close(fd); }
+  OpenPack(const OpenPack&) = delete;
+  OpenPack& operator=(const OpenPack&) = delete;
+  const int fd;
+};
+
+PackReader::PackReader(std::string packs_dir) : dir_(std::move(packs_dir)) {}
+
+PackReader::~PackReader() = default;
+
+Result<std::shared_ptr<PackReader::OpenPack>> PackReader::Fd(uint32_t pack) {
   std::lock_guard lock(mu_);
   auto it = fds_.find(pack);
   if (it != fds_.end()) return it->second;
   std::string path = PackPath(dir_, pack);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOENT) return Status::Corruption("pack file missing: " + path);
+    if (errno == ENOENT) return Status::NotFound("pack file missing: " + path);
     return Status::FromErrno(errno, path);
   }
-  fds_.emplace(pack, fd);
-  return fd;
+  auto open = std::make_shared<OpenPack>(fd);
+  fds_.emplace(pack, open);
+  return open;
+}
+
+void PackReader::Forget(uint32_t pack) {
+  std::lock_guard lock(mu_);
+  fds_.erase(pack);
+}
+
+void PackReader::ForgetRemoved() {
+  std::lock_guard lock(mu_);
+  for (auto it = fds_.begin(); it != fds_.end();) {
+    struct stat st {};
+    if (::fstat(it->second->fd, &st) == 0 && st.st_nlink == 0) it = fds_.erase(it);
+    else ++it;
+  }
 }
 
 Result<std::string> PackReader::Read(const ChunkId& id, const ChunkLocation& loc) {
-  SNAPFS_ASSIGN_OR_RETURN(int fd, Fd(loc.pack));
+  SNAPFS_ASSIGN_OR_RETURN(std::shared_ptr<OpenPack> open, Fd(loc.pack));
+  const int fd = open->fd;
   const std::string where = "chunk " + id.Hex() + " (pack " + std::to_string(loc.pack) +
                             " offset " + std::to_string(loc.offset) + ")";
   // The header first: the payload buffer is sized only once a record whose

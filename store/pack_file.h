@@ -31,6 +31,14 @@ std::string PackPath(const std::string& packs_dir, uint32_t pack);
 // do not need it.
 Result<uint64_t> VerifyPackHeader(const std::string& packs_dir, uint32_t pack);
 
+// The pack files in `packs_dir` (names of the form NNNNNNNN.pack): number and
+// size in bytes, by number. For GC (store/gc.cc).
+struct PackFileInfo {
+  uint32_t pack = 0;
+  uint64_t size = 0;
+};
+Result<std::vector<PackFileInfo>> ListPacks(const std::string& packs_dir);
+
 // Appends chunk records to the current pack and starts a new pack when it
 // passes `target_size`. Thread-safe: appends are serialized by a mutex, and
 // callers compress before calling, so only the write is under the lock.
@@ -48,6 +56,8 @@ class PackWriter {
   // fdatasync every pack appended to since the last Sync; returns once they
   // are durable. Concurrent callers share one sync.
   Status Sync();
+  // The number of the pack appends go to now (GC never touches it or later).
+  uint32_t current_pack();
 
  private:
   PackWriter(std::string packs_dir, uint64_t target_size);
@@ -70,14 +80,22 @@ class PackReader {
   ~PackReader();
   // The verified payload of the record at `loc`, which must hold chunk `id`.
   // Corruption names the chunk, pack and offset when the header, its hash,
-  // the id or the payload hash do not match.
+  // the id or the payload hash do not match. NotFound if the pack file does
+  // not exist (GC may have removed it after moving its records: the caller
+  // looks the chunk up again).
   Result<std::string> Read(const ChunkId& id, const ChunkLocation& loc);
+  // Closes the fd of `pack` (GC removed it); reads in progress keep theirs.
+  void Forget(uint32_t pack);
+  // Closes the fds of packs that were removed (link count 0), so a reader
+  // does not keep their disk space.
+  void ForgetRemoved();
 
  private:
-  Result<int> Fd(uint32_t pack);
+  struct OpenPack;  // Closes its fd when the last user lets go.
+  Result<std::shared_ptr<OpenPack>> Fd(uint32_t pack);
   const std::string dir_;
   std::mutex mu_;
-  std::map<uint32_t, int> fds_;
+  std::map<uint32_t, std::shared_ptr<OpenPack>> fds_;
 };
 
 }  // namespace snapfs::store

@@ -1,5 +1,7 @@
 #include "store/store.h"
 
+#include "store/store_internal.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,26 +21,7 @@
 #include <rocksdb/write_batch.h>
 
 namespace snapfs::store {
-namespace {
-
-namespace fsys = std::filesystem;
-
-constexpr const char* kMarkerName = "SNAPFS";
-constexpr const char* kMarkerText = "snapfs store\nformat 1\n";
-constexpr const char* kMetaFormat = "format";
-constexpr const char* kMetaSecret = "secret";
-constexpr const char* kMetaCreated = "created";
-constexpr const char* kMetaChunker = "chunker";
-constexpr const char* kMetaZstdLevel = "zstd_level";
-constexpr const char* kMetaNextIno = "next_ino";
-constexpr const char* kMetaStateGap = "state_gap";
-constexpr const char* kMetaIndexes = "indexes";  // Present once times/dirlog are complete.
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+namespace internal {
 
 std::string U32(uint32_t v) {
   std::string s(4, '\0');
@@ -69,6 +52,33 @@ Status FromRocks(const rocksdb::Status& st, const std::string& what) {
                          text.find("lock hold by current process") != std::string::npos))
     return Status::Busy(what + ": the store is in use by another process (is it mounted?)");
   return Status::Io(msg);
+}
+
+}  // namespace internal
+
+namespace {
+
+namespace fsys = std::filesystem;
+using internal::FromRocks;
+using internal::ParseBE;
+using internal::U32;
+using internal::U64;
+
+constexpr const char* kMarkerName = "SNAPFS";
+constexpr const char* kMarkerText = "snapfs store\nformat 1\n";
+constexpr const char* kMetaFormat = "format";
+constexpr const char* kMetaSecret = "secret";
+constexpr const char* kMetaCreated = "created";
+constexpr const char* kMetaChunker = "chunker";
+constexpr const char* kMetaZstdLevel = "zstd_level";
+constexpr const char* kMetaNextIno = "next_ino";
+constexpr const char* kMetaStateGap = "state_gap";
+constexpr const char* kMetaIndexes = "indexes";  // Present once times/dirlog are complete.
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 // Whether `found`, a dirents key a seek for `key` landed on, is a version of
@@ -200,6 +210,8 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   if (options.zstd_level < 1 || options.zstd_level > 19)
     return Status::Invalid("zstd level must be 1..19");
   ::umask(077);  // RocksDB creates its files 0644 & ~umask: owner-only (see store.h).
+  if (options.guard_share_percent > 100 || options.min_retention_ns < 0)
+    return Status::Invalid("the guard share must be 0..100 % and the minimum retention >= 0");
   std::error_code ec;
   if (fsys::exists(path, ec)) {
     if (!fsys::is_directory(path, ec)) return Status::Exists(path + " exists and is not a directory");
@@ -242,6 +254,9 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   b.Put(meta, kMetaStateGap, U64(static_cast<uint64_t>(options.state_gap_ns))).PermitUncheckedError();
   b.Put(meta, kMetaIndexes, U32(1)).PermitUncheckedError();
   b.Put(handles[7], keys::Time(now, 1), EncodeIndexMark()).PermitUncheckedError();
+  b.Put(meta, keys::kMinRetention, U64(static_cast<uint64_t>(std::max<int64_t>(0, options.min_retention_ns))))
+      .PermitUncheckedError();
+  b.Put(meta, keys::kGuardShare, U32(options.guard_share_percent)).PermitUncheckedError();
   InodeRecord root;
   root.op = Op::kInit;
   root.mode = 0040000 | (options.root_mode & 07777);
@@ -256,6 +271,7 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   log.ino = kRootIno;
   b.Put(handles[5], keys::Log(1), EncodeLogRecord(log)).PermitUncheckedError();
   StateRecord st{1, 1, now, now, 1, 0, 0, 0};
+  st.has_totals = true;  // The empty tree: no files, no bytes.
   b.Put(handles[6], keys::State(1), EncodeStateRecord(st)).PermitUncheckedError();
   rocksdb::WriteOptions wo;
   wo.sync = true;
@@ -278,6 +294,10 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   std::unique_ptr<Store> s(new Store(path, options, ChunkerParams{}));
   SNAPFS_RETURN_IF_ERROR(s->OpenDb());
   SNAPFS_RETURN_IF_ERROR(s->LoadMeta());
+  // Retention (store/gc.cc): dropped generations; finish an interrupted drop.
+  SNAPFS_RETURN_IF_ERROR(s->LoadDropped());
+  if (options.read_only) s->chunks_->SetCatchUp([p = s.get()] { return p->CatchUp(); });
+  else SNAPFS_RETURN_IF_ERROR(s->RecoverDrop());
   if (!options.read_only && !s->indexed_) SNAPFS_RETURN_IF_ERROR(s->BuildIndexes());
   s->flushed_gen_ = s->latest();  // Open put what the log held into table files.
   if (!options.read_only) s->flusher_ = std::thread([st = s.get()] { st->FlushWhenQuiet(); });
@@ -466,10 +486,12 @@ Status Store::CatchUp() {
     last_gen_ = last;
     last_time_ns_ = rec.time_ns;
   }
-  return Status::Ok();
+  chunks_->ForgetRemovedPacks();  // Packs GC removed: do not keep their space.
+  return LoadDropped();
 }
 
 Result<std::optional<InodeRecord>> Store::GetInode(Ino ino, Generation at) {
+  at = KeptAtOrBefore(at);  // A dropped generation reads as the kept one before it.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_inodes_));
   const std::string prefix = keys::InodePrefix(ino);
   it->Seek(keys::Inode(ino, at));
@@ -482,6 +504,7 @@ Result<std::optional<InodeRecord>> Store::GetInode(Ino ino, Generation at) {
 
 Result<std::optional<DirentRecord>> Store::Lookup(Ino parent, std::string_view name,
                                                   Generation at) {
+  at = KeptAtOrBefore(at);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
   const std::string key = keys::Dirent(parent, name, at);
   it->Seek(key);
@@ -496,6 +519,7 @@ Result<std::optional<DirentRecord>> Store::Lookup(Ino parent, std::string_view n
 
 Status Store::ListDir(Ino parent, Generation at,
                       const std::function<bool(std::string_view, const DirentRecord&)>& fn) {
+  at = KeptAtOrBefore(at);
   if (!indexed_) return ListDirByScan(parent, at, fn);
   SNAPFS_ASSIGN_OR_RETURN(std::vector<std::string> names, DirNamesAt(parent, at));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
@@ -653,6 +677,7 @@ Result<LogRecord> Store::GetLog(Generation g) {
 
 Result<Generation> Store::GenerationAt(int64_t time_ns) {
   if (time_ns < 0) return Status::NotFound("the store has no state that old");
+  Generation lo = 0;
   if (indexed_) {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_times_));
     it->SeekForPrev(keys::Time(time_ns, UINT64_MAX));
@@ -660,19 +685,25 @@ Result<Generation> Store::GenerationAt(int64_t time_ns) {
     if (!it->Valid()) return Status::NotFound("the store has no state that old");
     SNAPFS_ASSIGN_OR_RETURN(auto k, keys::DecodeTime(it->key().ToStringView()));
     // A reader may see index entries of generations it has not caught up to.
-    if (k.gen <= latest()) return k.gen;
+    if (k.gen <= latest()) lo = k.gen;
   }
-  // Times never decrease with the generation, so binary search the log.
-  Generation lo = 1, hi = latest();
-  SNAPFS_ASSIGN_OR_RETURN(LogRecord first, GetLog(lo));
-  if (first.time_ns > time_ns) return Status::NotFound("the store has no state that old");
-  while (lo < hi) {
-    Generation mid = lo + (hi - lo + 1) / 2;
-    SNAPFS_ASSIGN_OR_RETURN(LogRecord rec, GetLog(mid));
-    if (rec.time_ns <= time_ns) lo = mid;
-    else hi = mid - 1;
+  if (lo == 0) {
+    // Times never decrease with the generation, so binary search the log.
+    lo = 1;
+    Generation hi = latest();
+    SNAPFS_ASSIGN_OR_RETURN(LogRecord first, GetLog(lo));
+    if (first.time_ns > time_ns) return Status::NotFound("the store has no state that old");
+    while (lo < hi) {
+      Generation mid = lo + (hi - lo + 1) / 2;
+      SNAPFS_ASSIGN_OR_RETURN(LogRecord rec, GetLog(mid));
+      if (rec.time_ns <= time_ns) lo = mid;
+      else hi = mid - 1;
+    }
   }
-  return lo;
+  // The log keeps dropped generations; they resolve to the kept one before.
+  if (KeptAtOrBefore(lo) == 0)
+    return Status::NotFound("the store has no kept state that old (older states were pruned)");
+  return KeptAtOrBefore(lo);
 }
 
 Status Store::ListStates(Generation from, const std::function<bool(const State&)>& fn) {
@@ -765,6 +796,10 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
                                                          : now;
   const bool new_state = st.first_gen == 0 || activity - st.end_ns > state_gap_ns_;
   if (new_state) st = State{g, g, activity, now, 0, 0, 0, 0};
+  SNAPFS_RETURN_IF_ERROR(UpdateTreeTotalsLocked(m, &st));
+  std::optional<HoldRecord> guard_hold;  // The guard, as state_ closes.
+  if (new_state && state_.first_gen != 0)
+    SNAPFS_RETURN_IF_ERROR(GuardLocked(state_, &batch, &guard_hold));
   const bool counts = log.op != Op::kMkdir && log.op != Op::kRmdir && log.op != Op::kSetattr;
   const bool new_file = counts && (new_state || !state_files_.count(log.ino));
   st.last_gen = g;
@@ -789,6 +824,7 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
   if (new_file) state_files_.insert(log.ino);
   chunks_->MarkIndexed(m.unindexed_);
   SnapshotChangedDirs(m, g);
+  if (guard_hold && guard_listener_) guard_listener_(*guard_hold);
   return g;
 }
 

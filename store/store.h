@@ -46,11 +46,13 @@
 #include "store/chunk_store.h"
 #include "store/chunker.h"
 #include "store/key_format.h"
+#include "store/retention.h"
 #include "store/status.h"
 
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace snapfs::store {
@@ -61,6 +63,8 @@ struct InitOptions {
   uint32_t root_uid = 0;                       // Owner of the root directory.
   uint32_t root_gid = 0;
   uint32_t root_mode = 0755;                   // Permission bits of the root directory.
+  int64_t min_retention_ns = 0;                // No state younger than this is pruned; 0: none.
+  uint32_t guard_share_percent = 50;           // The bad-dump guard's share (0: off); retention.h.
 };
 
 struct OpenOptions {
@@ -105,6 +109,35 @@ struct CommitOptions {
 
 // A state as the tools list it (see StateRecord).
 using State = StateRecord;
+
+// --- Retention: dropping states and garbage collection (store/gc.cc) -----
+// What DropStates() removed.
+struct DropStats {
+  uint64_t states = 0;            // States dropped by this call.
+  uint64_t inode_versions = 0;    // Records deleted, per family.
+  uint64_t dirent_versions = 0;
+  uint64_t extent_pages = 0;
+};
+
+struct GcOptions {
+  // Rewrite a pack when its live records are less than this share of its
+  // bytes (0..1; 0: never rewrite, only delete packs with nothing live).
+  double rewrite_below = 0.5;
+  // Compact RocksDB afterwards, so deleted records leave db/ at once.
+  bool compact = true;
+};
+
+// What CollectGarbage() found and did.
+struct GcStats {
+  uint64_t chunks_live = 0;       // Index entries some remaining version needs.
+  uint64_t chunks_deleted = 0;    // Index entries of dead chunks removed.
+  uint64_t chunks_rescued = 0;    // Dead at mark time but re-used by a concurrent write: kept.
+  uint64_t packs_deleted = 0;     // Pack files removed (rewritten or with nothing live).
+  uint64_t packs_rewritten = 0;   // Of those, packs whose live records were copied first.
+  uint64_t bytes_copied = 0;      // Record bytes copied by rewrites.
+  uint64_t pack_bytes_before = 0; // Size of packs/ before and after.
+  uint64_t pack_bytes_after = 0;
+};
 
 class Store {
  public:
@@ -175,6 +208,62 @@ class Store {
   // Time of the newest generation.
   int64_t latest_time_ns() const { return last_time_ns_.load(); }
 
+  // --- Retention (read-write stores only; docs/format.md, "Dropping states")
+  // Removes the given states (ids = first generation, as in ListStates) from
+  // history: every generation of a kept state stays readable exactly, the
+  // newest state can never be dropped (kInvalid), an unknown id is kNotFound;
+  // on any error nothing is dropped. Crash-safe: an intent record is written
+  // first and an interrupted drop is finished by the next read-write Open().
+  // A generation inside a dropped state reads as the newest kept generation
+  // before it (KeptAtOrBefore). Runs concurrently with Commit().
+  Result<DropStats> DropStates(const std::vector<Generation>& state_ids);
+  // Reclaims chunks that no remaining version references; rewrites packs
+  // whose live share is below options.rewrite_below and deletes packs with
+  // nothing live, so packs/ shrinks. Safe while the daemon writes (a chunk a
+  // concurrent write re-uses is never deleted: docs/design.md, "Garbage
+  // collection") and against SIGKILL at any point. Serialized with DropStates.
+  Result<GcStats> CollectGarbage(const GcOptions& options);
+  // True if generation g lies in a dropped state.
+  bool IsDropped(Generation g) const;
+  // g itself if it is kept, else the newest kept generation before it; 0 if
+  // there is none (g lies before the oldest kept state).
+  Generation KeptAtOrBefore(Generation g) const;
+  // g itself if it is kept, else the first kept generation after it (the
+  // present is always kept).
+  Generation KeptAtOrAfter(Generation g) const;
+
+  // --- Retention (store/retention_store.cc; docs/retention.md) ---------
+  // Meta keys min_retention, guard_share and hold:<id> (docs/format.md). The
+  // readers work on read-only stores too; the writers need a read-write store
+  // (kReadOnly otherwise) and are serialized with Commit().
+  //
+  // The store's policy: minimum retention and the guard's share.
+  Result<RetentionPolicy> GetRetentionPolicy();
+  // Raises the minimum retention to `ns`. It is never lowered: kInvalid (the
+  // message names the current value) if `ns` is lower; equal is a no-op.
+  Status RaiseMinRetention(int64_t ns);
+  // Every hold ever made, released ones included, by id.
+  Result<std::vector<HoldRecord>> ListHolds();
+  // Holds the state whose id (first generation) is `state` until `until_ns`
+  // (0: until released). kNotFound if there is no such state.
+  Result<HoldRecord> AddHold(Generation state, int64_t until_ns, std::string reason);
+  // Releases hold `id` (the record stays, marked released). kNotFound if no
+  // such hold; kInvalid if it is already released.
+  Result<HoldRecord> ReleaseHold(uint64_t id);
+  // The bad-dump guard, run by Commit() when a new state closes the previous
+  // one, and by the daemon at unmount: if the newest state ended with the
+  // tree much smaller than the state before it (DescribeShrink), holds that
+  // one (kind kGuard) unless it ever had a guard hold. Returns the hold made.
+  Result<std::optional<HoldRecord>> CheckGuard();
+  // Called with every guard hold the store makes (under the commit lock:
+  // keep it short, e.g. a log line). Set it before the first commit.
+  void SetGuardListener(std::function<void(const HoldRecord&)> fn) {
+    guard_listener_ = std::move(fn);
+  }
+  // Overrides the store's guard share for this open store (mount option);
+  // -1: use the store's.
+  void SetGuardShareOverride(int percent) { guard_share_override_ = percent; }
+
  private:
   Store(std::string path, OpenOptions options, ChunkerParams chunker);
   Status OpenDb();
@@ -212,6 +301,10 @@ class Store {
   static constexpr size_t kMaxDirCounters = 65536;
   void SnapshotChangedDirs(const Mutation& m, Generation g);  // Under commit_mu_.
   Result<DirCounter*> CounterOf(Ino parent, Generation g);
+  // Retention (store/gc.cc).
+  Status LoadDropped();                  // Reads meta `dropped` into dropped_.
+  Status FinishDrop(DropStats* stats);   // Deletes what dropped states alone showed.
+  Status RecoverDrop();                  // At Open: finishes an interrupted drop.
 
   const std::string path_;
   const OpenOptions options_;
@@ -248,6 +341,22 @@ class Store {
   State state_;                    // The newest state (burst).
   std::set<Ino> state_files_;      // Files changed in state_, for files_changed.
   std::unordered_map<Ino, DirCounter> dir_counters_;  // Under commit_mu_.
+
+  std::mutex maintenance_mu_;      // Serializes DropStates() and CollectGarbage().
+  mutable std::mutex dropped_mu_;
+  std::vector<std::pair<Generation, Generation>> dropped_;  // Merged, sorted [first, last].
+
+  // --- Retention (store/retention_store.cc) ---
+  // Sets st->tree_files/tree_bytes from state_'s totals and the change `m`
+  // makes (one inode lookup per inode in m). commit_mu_ held.
+  Status UpdateTreeTotalsLocked(const Mutation& m, State* st);
+  // The guard for `closing` (the newest state) against the state before it:
+  // puts a guard hold into *batch (and *added) if it shrank. commit_mu_ held.
+  Status GuardLocked(const State& closing, rocksdb::WriteBatch* batch,
+                     std::optional<HoldRecord>* added);
+  Result<uint32_t> GuardShareLocked();
+  std::function<void(const HoldRecord&)> guard_listener_;
+  std::atomic<int> guard_share_override_{-1};
 };
 
 }  // namespace snapfs::store

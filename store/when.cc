@@ -302,13 +302,20 @@ Result<Generation> ResolveWhen(Store& store, const WhenSpec& when, int64_t now_n
       if (when.id == 0 || when.id > store.latest())
         return Status::NotFound("there is no generation g" + std::to_string(when.id) +
                                 "; the newest is g" + std::to_string(store.latest()));
-      return when.id;
+      // A generation of a dropped (pruned) state: the kept one before it.
+      if (store.KeptAtOrBefore(when.id) == 0)
+        return Status::NotFound("g" + std::to_string(when.id) +
+                                " was pruned and no older state is kept");
+      return store.KeptAtOrBefore(when.id);
     case WhenSpec::Kind::kState: {
       std::optional<State> found;
       SNAPFS_RETURN_IF_ERROR(store.ListStates(when.id, [&](const State& s) {
         if (s.first_gen == when.id) found = s;
         return false;
       }));
+      if (!found && store.IsDropped(when.id))
+        return Status::NotFound("state s" + std::to_string(when.id) +
+                                " was pruned (snapfs-ls STORE lists the states kept)");
       if (!found)
         return Status::NotFound("there is no state s" + std::to_string(when.id) +
                                 " (snapfs-ls STORE lists the states)");

@@ -68,7 +68,10 @@ struct View {
   fs::VfsOptions vfs;
   // Appended to the log line "mounted <store> on <mountpoint>", e.g.
   // " (read-only)" or " at g12 (2026-05-25 06:16:03)".
-  std::string label;
+  std::string label;  // Anything else the serving process keeps for the life of the mount (the
+  // live daemon's control socket): destroyed after the Vfs shut down and
+  // before the store closes.
+  std::shared_ptr<void> service;
 };
 
 // Opens the store at `store_path` (absolute) as `config` asks and fills

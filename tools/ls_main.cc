@@ -55,7 +55,17 @@ struct StateRow {
   store::State sum;            // first_gen of the first state; sums of the counters.
   Generation last_id = 0;      // Id of the newest stored state in the row.
   uint64_t states = 0;
+  // Retention marks of the row's states (docs/retention.md).
+  bool held = false;           // An active hold pins one of them.
+  bool guard = false;          // The state after one of them shrank the tree sharply.
+  std::vector<uint64_t> holds = {};  // Ids of the active holds.
 };
+
+std::string Flags(const StateRow& r) {
+  std::string f = r.held ? "held" : "";
+  if (r.guard) f += f.empty() ? "guard" : ",guard";
+  return f;
+}
 
 void PrintStateRow(const StateRow& r, const Args& args, nlohmann::json* rows) {
   const store::State& s = r.sum;
@@ -68,29 +78,56 @@ void PrintStateRow(const StateRow& r, const Args& args, nlohmann::json* rows) {
                         {"changes", s.changes},
                         {"files_changed", s.files_changed},
                         {"bytes_written", s.bytes_written},
-                        {"bytes_stored", s.bytes_stored}};
+                        {"bytes_stored", s.bytes_stored},
+                        {"held", r.held},
+                        {"holds", r.holds},
+                        {"guard", r.guard}};
+    if (s.has_totals) {
+      j["tree_files"] = s.tree_files;
+      j["tree_bytes"] = s.tree_bytes;
+    }
     PutTime(j, "start", s.start_ns);
     PutTime(j, "end", s.end_ns);
     rows->push_back(std::move(j));
     return;
   }
-  std::printf("%-10s %-19s  %-19s %8llu %8llu %11s %11s\n", id.c_str(),
+  std::printf("%-10s %-19s  %-19s %8llu %8llu %11s %11s  %s\n", id.c_str(),
               store::FormatLocalTime(s.start_ns).c_str(), store::FormatLocalTime(s.end_ns).c_str(),
               static_cast<unsigned long long>(s.changes),
               static_cast<unsigned long long>(s.files_changed),
               FormatBytes(s.bytes_written, args.bytes).c_str(),
-              FormatBytes(s.bytes_stored, args.bytes).c_str());
+              FormatBytes(s.bytes_stored, args.bytes).c_str(), Flags(r).c_str());
 }
 
 // Cost: one record per stored state; the log is not read.
 int ListStates(store::Store& store, const Args& args, int64_t gap_ns) {
   nlohmann::json rows = nlohmann::json::array();
   nlohmann::json* out = args.json ? &rows : nullptr;
-  if (!args.json)
-    std::printf("%-10s %-19s  %-19s %8s %8s %11s %11s\n", "STATE", "START", "END", "CHANGES",
-                "FILES", "WRITTEN", "STORED");
-  std::optional<StateRow> row;
+  // Retention marks: active holds and the guard (one pass over the states
+  // and the holds, which are few).
+  std::vector<store::State> all;
   Status st = store.ListStates(1, [&](const store::State& s) {
+    all.push_back(s);
+    return true;
+  });
+  if (!st.ok()) return ReadFailed("reading states", st);
+  Result<std::vector<store::HoldRecord>> holds = store.ListHolds();
+  if (!holds.ok()) return ReadFailed("reading holds", holds.status());
+  Result<store::RetentionPolicy> policy = store.GetRetentionPolicy();
+  if (!policy.ok()) return ReadFailed("reading the retention policy", policy.status());
+  const int64_t now = NowNs();
+  std::map<Generation, store::StateDecision> marks;
+  for (store::StateDecision& d : store::ProtectStates(all, *holds, *policy, now))
+    marks.emplace(d.state.first_gen, std::move(d));
+  std::map<Generation, std::vector<uint64_t>> hold_ids;
+  for (const store::HoldRecord& h : *holds)
+    if (store::HoldActive(h, now)) hold_ids[h.state].push_back(h.id);
+
+  if (!args.json)
+    std::printf("%-10s %-19s  %-19s %8s %8s %11s %11s  %s\n", "STATE", "START", "END", "CHANGES",
+                "FILES", "WRITTEN", "STORED", "FLAGS");
+  std::optional<StateRow> row;
+  for (const store::State& s : all) {
     if (row && gap_ns > 0 && s.start_ns - row->sum.end_ns <= gap_ns) {
       store::State& sum = row->sum;
       sum.last_gen = s.last_gen;
@@ -99,15 +136,21 @@ int ListStates(store::Store& store, const Args& args, int64_t gap_ns) {
       sum.files_changed += s.files_changed;
       sum.bytes_written += s.bytes_written;
       sum.bytes_stored += s.bytes_stored;
+      sum.has_totals = s.has_totals;  // The row ends with s: its tree totals.
+      sum.tree_files = s.tree_files;
+      sum.tree_bytes = s.tree_bytes;
     } else {
       if (row) PrintStateRow(*row, args, out);
       row = StateRow{s, 0, 0};
     }
     row->last_id = s.first_gen;
     row->states++;
-    return true;
-  });
-  if (!st.ok()) return ReadFailed("reading states", st);
+    if (auto m = marks.find(s.first_gen); m != marks.end()) {
+      row->held |= m->second.held;
+      row->guard |= m->second.guarded;
+    }
+    for (uint64_t id : hold_ids[s.first_gen]) row->holds.push_back(id);
+  }
   if (row) PrintStateRow(*row, args, out);
   if (args.json) PrintJson(rows);
   return kExitOk;
@@ -190,10 +233,13 @@ int ListGenerations(store::Store& store, const Args& args) {
                           {"path", path}, {"size", log.size}, {"bytes_written", log.bytes_written},
                           {"bytes_stored", log.bytes_stored}};
       if (!new_path.empty()) j["new_path"] = new_path;
+      if (store.IsDropped(g)) j["pruned"] = true;
       PutTime(j, "time", log.time_ns);
       std::printf("%s\n%s", g > 1 ? "," : "", JsonText(j).c_str());
     } else {
       if (!new_path.empty()) path += " -> " + new_path;
+      // The log keeps what pruned states did; their trees are gone.
+      if (store.IsDropped(g)) path += "  (pruned)";
       std::printf("%8llu  %-19s  %-8s %12llu  %s\n", static_cast<unsigned long long>(g),
                   store::FormatLocalTime(log.time_ns).c_str(), store::OpName(log.op),
                   static_cast<unsigned long long>(log.size), path.c_str());
@@ -502,8 +548,16 @@ int ListHistory(store::Store& store, const Args& args) {
   for (const Version& v : versions) {
     Result<store::LogRecord> log = store.GetLog(v.gen);
     if (!log.ok()) return ReadFailed("reading generation " + std::to_string(v.gen), log.status());
-    Result<std::string> what = describer.Describe(v, *log);
+    // A version made in a pruned state that a later kept state still shows:
+    // paths are those of the first kept generation that shows it, and
+    // --at gN (N its generation) names the kept state before it, so say so.
+    Version shown = v;
+    const bool pruned = store.IsDropped(v.gen);
+    if (pruned) shown.gen = store.KeptAtOrAfter(v.gen);
+    Result<std::string> what = describer.Describe(shown, *log);
     if (!what.ok()) return ReadFailed("--history " + path, what.status());
+    if (pruned)
+      *what += " (made in a pruned state; shown from g" + std::to_string(shown.gen) + ")";
     if (args.json) {
       nlohmann::json j = {{"generation", v.gen}, {"ino", v.ino}, {"type", TypeName(v.rec.mode)},
                           {"op", store::OpName(log->op)}, {"what", *what}, {"size", v.rec.size},

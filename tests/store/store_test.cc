@@ -165,7 +165,11 @@ TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   EXPECT_EQ(log.time_ns, created_ns);
   ASSERT_OK_AND_ASSIGN(StateRecord state,
                        DecodeStateRecord(db.Get(kCfStates, keys::State(1)), keys::State(1)));
-  EXPECT_EQ(state, (StateRecord{1, 1, created_ns, created_ns, 1, 0, 0, 0}));
+  StateRecord want{1, 1, created_ns, created_ns, 1, 0, 0, 0};
+  want.has_totals = true;  // Record version 2: the empty tree (docs/format.md).
+  EXPECT_EQ(state, want);
+  EXPECT_EQ(db.Get(kCfMeta, "min_retention"), Unhex("0000000000000000"));
+  EXPECT_EQ(db.Get(kCfMeta, "guard_share"), Unhex("00000032"));  // 50 %.
 }
 
 TEST_F(StoreInitTest, InitRefusesAnExistingStore) {
