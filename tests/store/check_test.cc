@@ -160,7 +160,8 @@ class CheckTest : public StoreTestBase {
   void EditDb(const std::function<void(rocksdb::DB*, std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit) {
     store_.reset();
     std::vector<rocksdb::ColumnFamilyDescriptor> descs;
-    for (const char* n : {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates})
+    for (const char* n : {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates,
+                          kCfTimes, kCfDirLog, kCfDirSnaps})
       descs.emplace_back(n, rocksdb::ColumnFamilyOptions());
     std::vector<rocksdb::ColumnFamilyHandle*> cfs;
     rocksdb::DB* db = nullptr;
