@@ -159,6 +159,8 @@ class Store {
 
  private:
   Store(std::string path, OpenOptions options, ChunkerParams chunker);
+  // Init() once `path` is an empty folder; on failure Init() empties it again.
+  static Status InitEmptyFolder(const std::string& path, const InitOptions& options);
   Status OpenDb();
   Status LoadMeta();
   Result<std::string> GetRaw(rocksdb::ColumnFamilyHandle* cf, const std::string& key);
@@ -184,6 +186,9 @@ class Store {
   int64_t state_gap_ns_ = 0;
 
   std::mutex commit_mu_;           // Serializes Commit().
+  // The last write to RocksDB failed (guarded by commit_mu_ for writes; read
+  // by Sync()): its log must not be synced directly (see Sync()).
+  std::atomic<bool> log_failed_{false};
   State state_;                    // The newest state (burst).
   std::set<Ino> state_files_;      // Files changed in state_, for files_changed.
 };
