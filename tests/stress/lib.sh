@@ -8,6 +8,7 @@
 #
 # The daemon runs in the foreground as a child of the script, its output in
 # $WORK/daemon.log (printed on failure); readiness comes from the mount table.
+# SNAPFS_MOUNT_OPTS (e.g. "-o allow_other") is added to the mount command.
 
 set -euo pipefail
 
@@ -52,7 +53,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 start_daemon() {
-  "$SNAPFS_BIN" -f "$STORE" "$MNT" >>"$WORK/daemon.log" 2>&1 &
+  # shellcheck disable=SC2086 # Options are split on purpose.
+  "$SNAPFS_BIN" -f ${SNAPFS_MOUNT_OPTS:-} "$STORE" "$MNT" >>"$WORK/daemon.log" 2>&1 &
   DAEMON_PID=$!
   local i
   for i in $(seq 1 200); do

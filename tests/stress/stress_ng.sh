@@ -19,6 +19,7 @@
 # syncfs). fallocate and
 # fpunch are in: modes other than plain allocation fail with EOPNOTSUPP and
 # the stressors accept that.
+# mmap maps a 16 MiB file on the mount (--mmap-file), not anonymous memory.
 # Fails if stress-ng exits non-zero or reports any failure, or if the daemon
 # does not unmount cleanly and remount afterwards.
 . "$(dirname "$0")/lib.sh"
@@ -36,7 +37,7 @@ run_group() {
   local out=$WORK/stress-ng-$name.txt
   local rc=0
   (cd "$MNT" && stress-ng "${args[@]}" --temp-path "$MNT" --timeout "${SECONDS_PER_GROUP}s" \
-      --verify --metrics-brief --hdd-bytes 64M --iomix-bytes 32M) >"$out" 2>&1 || rc=$?
+      --verify --metrics-brief --hdd-bytes 64M --iomix-bytes 32M --mmap-file --mmap-bytes 16M) >"$out" 2>&1 || rc=$?
   grep -E "metrc|passed|failed" "$out" >&2 || true
   if [ "$rc" -ne 0 ] || grep -qE "stress-ng: fail:|failed: [1-9]|untrustworthy" "$out"; then
     cat "$out" >&2
