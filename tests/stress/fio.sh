@@ -16,6 +16,7 @@ command -v fio >/dev/null || fail "fio is not installed (apt-get install fio)"
 SCALE=${2:-1}
 mount_store "$1"
 
+cd "$WORK"  # fio writes its scratch files to the current folder.
 JOB=$WORK/verify.fio
 cat >"$JOB" <<JOBS
 [global]
@@ -23,6 +24,7 @@ directory=$MNT
 ioengine=psync
 verify_fatal=1
 verify_dump=0
+verify_state_save=0
 group_reporting=0
 randrepeat=1
 filename_format=\$jobname.\$jobnum
