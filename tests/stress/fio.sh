@@ -60,7 +60,7 @@ verify=sha256
 numjobs=1
 JOBS
 
-log "pass 1: write and verify ($((96 + 64 + 48 + 16)) MiB x scale $SCALE)"
+log "pass 1: write and verify ($((96 + 64 + 48 + 32)) MiB x scale $SCALE)"
 fio "$JOB" --output="$WORK/pass1.txt" || { cat "$WORK/pass1.txt" >&2; fail "fio pass 1 failed"; }
 grep -E "^ *(WRITE|READ):" "$WORK/pass1.txt" >&2 || true
 grep -qiE "verify.*(fail|bad)|err= *[1-9]" "$WORK/pass1.txt" && { cat "$WORK/pass1.txt" >&2; fail "fio pass 1 reported errors"; }

@@ -67,7 +67,7 @@ start_daemon() {
 
 # mount_store SNAPFS_BINARY [TMPDIR]
 mount_store() {
-  SNAPFS_BIN=$1
+  SNAPFS_BIN=$(realpath "$1")
   [ -x "$SNAPFS_BIN" ] || fail "no snapfs binary at $SNAPFS_BIN"
   WORK=$(mktemp -d "${2:-${TMPDIR:-/tmp}}/snapfs-stress-XXXXXX")
   STORE=$WORK/store
