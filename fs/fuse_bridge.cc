@@ -330,6 +330,10 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 // which the next ReadDir resumes.
 void OnReaddir(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
   Handle(req, "readdir", [&] {
+    if (off == 0) {  // A first pass, or rewinddir(3): list the folder as it is now.
+      Status st = VfsOf(req).RewindDir(fi->fh);
+      if (!st.ok()) return ReplyStatus(req, st);
+    }
     const std::vector<DirEntry>& entries = VfsOf(req).DirEntries(fi->fh);
     auto buf = std::make_unique_for_overwrite<char[]>(size);
     size_t used = 0;

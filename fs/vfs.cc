@@ -45,6 +45,8 @@ struct Vfs::OpenFile {
 };
 
 struct Vfs::OpenDirectory {
+  Ino ino = 0;
+  Generation listed_at = 0;  // The store's newest generation when listed.
   std::vector<DirEntry> entries;
 };
 
@@ -758,6 +760,8 @@ Result<FileHandle> Vfs::OpenDir(Ino ino) {
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
   if (!IsDir(inode->Record())) return NotADir(ino);
   auto od = std::make_unique<OpenDirectory>();
+  od->ino = ino;
+  od->listed_at = store_->latest();  // Before listing: a change meanwhile lists again.
   Ino up = ino;
   if (ino != store::kRootIno) {
     SNAPFS_ASSIGN_OR_RETURN(auto d, store_->Lookup(ino, "..", options_.at));
@@ -783,6 +787,27 @@ const std::vector<DirEntry>& Vfs::DirEntries(FileHandle fh) const {
   std::lock_guard lock(handles_mu_);
   auto it = dirs_.find(fh);
   return it == dirs_.end() ? kNone : it->second->entries;
+}
+
+Status Vfs::RewindDir(FileHandle fh) {
+  // Past views never change; .snapfs listings are taken per open.
+  if (IsSnapfsHandle(fh) || options_.read_only) return Status::Ok();
+  Ino ino = 0;
+  {
+    std::lock_guard lock(handles_mu_);
+    auto it = dirs_.find(fh);
+    if (it == dirs_.end()) return Status::Invalid("bad directory handle");
+    // Nothing committed since the listing (the usual opendir + readdir).
+    if (it->second->listed_at == store_->latest()) return Status::Ok();
+    ino = it->second->ino;
+  }
+  SNAPFS_ASSIGN_OR_RETURN(FileHandle fresh, OpenDir(ino));
+  std::lock_guard lock(handles_mu_);
+  auto old_it = dirs_.find(fh);
+  auto new_it = dirs_.find(fresh);
+  if (old_it != dirs_.end()) old_it->second->entries.swap(new_it->second->entries);
+  dirs_.erase(new_it);
+  return Status::Ok();
 }
 
 void Vfs::ReleaseDir(FileHandle fh) {

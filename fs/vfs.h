@@ -160,6 +160,9 @@ class Vfs {
   Result<FileHandle> OpenDir(Ino ino);
   // Entries from index `offset` on; an entry's cookie is its index + 1.
   const std::vector<DirEntry>& DirEntries(FileHandle fh) const;
+  // Takes the listing anew, for a readdir from offset 0 (rewinddir(3) must
+  // show the directory as it is now, as opendir(3) would).
+  Status RewindDir(FileHandle fh);
   void ReleaseDir(FileHandle fh);
   Status FsyncDir();
 

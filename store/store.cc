@@ -8,13 +8,17 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include <rocksdb/db.h>
 #include <rocksdb/convenience.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -109,6 +113,55 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::string& name) {
                                                    : rocksdb::kLZ4Compression;
   return o;
 }
+
+// RocksDB's info log, db/LOG. RocksDB's own file logger aborts the daemon
+// when it writes again after a failed write (an assert in WritableFileWriter,
+// live in Debian's build), and a full disk fails exactly such writes: the
+// next warning killed the daemon. This one writes each line with one
+// write(2) and ignores failures: a lost log line must never take the mount
+// down. The previous session's log is kept as LOG.old; a log stops growing
+// at kMaxBytes.
+class InfoLog : public rocksdb::Logger {
+ public:
+  static constexpr off_t kMaxBytes = 8 << 20;
+
+  InfoLog(const std::string& db_dir, rocksdb::InfoLogLevel level) : rocksdb::Logger(level) {
+    const std::string path = db_dir + "/LOG";
+    (void)::rename(path.c_str(), (path + ".old").c_str());  // Absent the first time.
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  }
+  ~InfoLog() override { CloseImpl().PermitUncheckedError(); }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    if (fd_ < 0) return;
+    char line[4096];
+    timespec now{};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    tm t{};
+    ::localtime_r(&now.tv_sec, &t);
+    size_t n = std::strftime(line, sizeof(line), "%Y/%m/%d-%H:%M:%S", &t);
+    n += static_cast<size_t>(std::snprintf(line + n, sizeof(line) - n, ".%06ld ",
+                                           now.tv_nsec / 1000));
+    const int body = std::vsnprintf(line + n, sizeof(line) - n - 1, format, ap);
+    if (body < 0) return;
+    n = std::min(n + static_cast<size_t>(body), sizeof(line) - 2);
+    if (line[n - 1] != '\n') line[n++] = '\n';
+    struct stat st;
+    if (::fstat(fd_, &st) == 0 && st.st_size > kMaxBytes) return;
+    (void)!::write(fd_, line, n);  // Failures (ENOSPC) are dropped on purpose.
+  }
+
+ protected:
+  rocksdb::Status CloseImpl() override {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return rocksdb::Status::OK();
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 rocksdb::DBOptions DbOptions() {
   rocksdb::DBOptions o;
@@ -213,6 +266,7 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   if (options.guard_share_percent > 100 || options.min_retention_ns < 0)
     return Status::Invalid("the guard share must be 0..100 % and the minimum retention >= 0");
   std::error_code ec;
+  bool created = false;
   if (fsys::exists(path, ec)) {
     if (!fsys::is_directory(path, ec)) return Status::Exists(path + " exists and is not a directory");
     if (fsys::exists(path + "/" + kMarkerName, ec))
@@ -221,7 +275,23 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
       return Status::Exists(path + " is not empty; a new store needs an empty or new folder");
   } else if (::mkdir(path.c_str(), 0700) != 0) {
     return Status::FromErrno(errno, "create " + path);
+  } else {
+    created = true;
   }
+  Status st = InitEmptyFolder(path, options);
+  if (!st.ok()) {
+    // A half-made store (a full disk, say) is removed, so the folder is as it
+    // was and --init can simply be run again.
+    if (created) {
+      fsys::remove_all(path, ec);
+    } else {
+      for (const auto& e : fsys::directory_iterator(path, ec)) fsys::remove_all(e.path(), ec);
+    }
+  }
+  return st;
+}
+
+Status Store::InitEmptyFolder(const std::string& path, const InitOptions& options) {
   if (::chmod(path.c_str(), 0700) != 0) return Status::FromErrno(errno, "chmod " + path);
   if (::mkdir((path + "/packs").c_str(), 0700) != 0)
     return Status::FromErrno(errno, "create " + path + "/packs");
@@ -229,7 +299,10 @@ Status Store::Init(const std::string& path, const InitOptions& options) {
   SNAPFS_ASSIGN_OR_RETURN(std::string secret, ChunkHasher::NewSecret());
   ChunkerParams cp;  // The defaults of this version; stored, so they never change for this store.
 
+  if (::mkdir((path + "/db").c_str(), 0700) != 0)
+    return Status::FromErrno(errno, "create " + path + "/db");
   rocksdb::DBOptions dbo = DbOptions();
+  dbo.info_log = std::make_shared<InfoLog>(path + "/db", dbo.info_log_level);
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
   dbo.error_if_exists = true;
@@ -347,6 +420,7 @@ Status Store::OpenDb() {
     st = rocksdb::DB::OpenAsSecondary(dbo, path_ + "/db", secondary_dir_, descs, &cfs_, &raw);
   } else {
     dbo.create_missing_column_families = true;  // New index families (BuildIndexes).
+    dbo.info_log = std::make_shared<InfoLog>(path_ + "/db", dbo.info_log_level);
     st = rocksdb::DB::Open(dbo, path_ + "/db", descs, &cfs_, &raw);
   }
   SNAPFS_RETURN_IF_ERROR(FromRocks(st, "open " + path_));
@@ -739,7 +813,19 @@ Status Store::Scan(Family family,
 Status Store::Sync() {
   if (options_.read_only) return Status::Ok();
   SNAPFS_RETURN_IF_ERROR(chunks_->SyncPacks());
-  return FromRocks(db_->SyncWAL(), "sync the store's log");
+  if (!log_failed_) return FromRocks(db_->SyncWAL(), "sync the store's log");
+  // A write to the log failed (a full disk): SyncWAL() on that log would
+  // abort the daemon (an assert in RocksDB's writer, live in Debian's build).
+  // A synced write of an empty batch syncs the log as well, and fails
+  // cleanly while RocksDB is still stopped; once RocksDB has recovered (it
+  // resumes by itself when space is freed) it goes to a fresh log.
+  std::lock_guard lock(commit_mu_);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::WriteBatch empty;
+  SNAPFS_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &empty), "sync the store's log"));
+  log_failed_ = false;
+  return Status::Ok();
 }
 
 Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions& options) {
@@ -812,7 +898,9 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
 
   rocksdb::WriteOptions wo;
   wo.sync = options.sync;
-  SNAPFS_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "commit generation " + std::to_string(g)));
+  Status written = FromRocks(db_->Write(wo, &batch), "commit generation " + std::to_string(g));
+  log_failed_ = !written.ok();
+  SNAPFS_RETURN_IF_ERROR(written);
   last_gen_ = g;
   last_time_ns_ = now;
   {

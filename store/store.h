@@ -266,6 +266,8 @@ class Store {
 
  private:
   Store(std::string path, OpenOptions options, ChunkerParams chunker);
+  // Init() once `path` is an empty folder; on failure Init() empties it again.
+  static Status InitEmptyFolder(const std::string& path, const InitOptions& options);
   Status OpenDb();
   Status LoadMeta();
   Result<std::string> GetRaw(rocksdb::ColumnFamilyHandle* cf, const std::string& key);
@@ -338,6 +340,9 @@ class Store {
   std::thread flusher_;
 
   std::mutex commit_mu_;           // Serializes Commit().
+  // The last write to RocksDB failed (guarded by commit_mu_ for writes; read
+  // by Sync()): its log must not be synced directly (see Sync()).
+  std::atomic<bool> log_failed_{false};
   State state_;                    // The newest state (burst).
   std::set<Ino> state_files_;      // Files changed in state_, for files_changed.
   std::unordered_map<Ino, DirCounter> dir_counters_;  // Under commit_mu_.
