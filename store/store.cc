@@ -292,10 +292,7 @@ Status Store::LoadMeta() {
                            std::to_string(ParseBE(format)) + ")");
   SNAPFS_ASSIGN_OR_RETURN(std::string secret, meta(kMetaSecret, ChunkHasher::kSecretSize));
   SNAPFS_ASSIGN_OR_RETURN(std::string chunker, meta(kMetaChunker, 12));
-  ChunkerParams cp{static_cast<uint32_t>(ParseBE(chunker.substr(0, 4))),
-                   static_cast<uint32_t>(ParseBE(chunker.substr(4, 4))),
-                   static_cast<uint32_t>(ParseBE(chunker.substr(8, 4)))};
-  SNAPFS_RETURN_IF_ERROR(Chunker::Validate(cp));
+  SNAPFS_ASSIGN_OR_RETURN(ChunkerParams cp, DecodeMetaChunker(chunker, kMetaChunker));
   chunker_ = Chunker(cp);
   SNAPFS_ASSIGN_OR_RETURN(std::string level, meta(kMetaZstdLevel, 4));
   SNAPFS_ASSIGN_OR_RETURN(std::string next_ino, meta(kMetaNextIno, 8));
