@@ -70,6 +70,25 @@ Status FromRocks(const rocksdb::Status& st, const std::string& what) {
   return Status::Io(msg);
 }
 
+// Busy if another process holds RocksDB's lock on `path`/db/LOCK (a POSIX
+// record lock). RocksDB renames the info log (LOG -> LOG.old.*, deleting
+// the oldest) before it tries the lock, so a second opener would move the
+// running daemon's log away: refuse before that.
+Status CheckNotLocked(const std::string& path) {
+  const std::string lock = path + "/db/LOCK";
+  const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Ok();  // DB::Open reports what is wrong.
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  ::close(fd);
+  if (held)
+    return Status::Busy("open " + path + ": the store is in use by another process (pid " +
+                        std::to_string(fl.l_pid) + "; is it mounted?)");
+  return Status::Ok();
+}
+
 std::vector<std::string> CfNames() {
   return {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates};
 }
@@ -256,6 +275,7 @@ Status Store::OpenDb() {
     secondary_dir_ = tmpl;
     st = rocksdb::DB::OpenAsSecondary(dbo, path_ + "/db", secondary_dir_, descs, &cfs_, &raw);
   } else {
+    SNAPFS_RETURN_IF_ERROR(CheckNotLocked(path_));
     st = rocksdb::DB::Open(dbo, path_ + "/db", descs, &cfs_, &raw);
   }
   SNAPFS_RETURN_IF_ERROR(FromRocks(st, "open " + path_));

@@ -18,7 +18,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -76,30 +75,7 @@ struct Case {
   std::vector<std::string> message;  // Substrings of the output (placeholders allowed).
 };
 
-// Every path under `root`: type, mode, size, symlink target, file contents,
-// and whether something is mounted there.
-std::map<std::string, std::string> Snapshot(const std::string& root) {
-  std::map<std::string, std::string> out;
-  std::error_code ec;
-  for (auto it = fsys::recursive_directory_iterator(root, ec);
-       !ec && it != fsys::recursive_directory_iterator(); it.increment(ec)) {
-    const std::string path = it->path().string();
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) continue;
-    std::ostringstream desc;
-    desc << std::oct << st.st_mode << std::dec << " " << st.st_size;
-    if (S_ISREG(st.st_mode)) {
-      std::ifstream in(path, std::ios::binary);
-      desc << " " << std::hash<std::string>()(
-                         std::string(std::istreambuf_iterator<char>(in), {}));
-    } else if (S_ISLNK(st.st_mode)) {
-      desc << " -> " << fsys::read_symlink(path, ec).string();
-    }
-    if (snapfs::testing::IsMountPoint(path)) desc << " MOUNTED";
-    out[path.substr(root.size())] = desc.str();
-  }
-  return out;
-}
+using snapfs::store::testing::Snapshot;  // Every path with mode, size, mtime, contents.
 
 std::string Describe(const std::map<std::string, std::string>& before,
                      const std::map<std::string, std::string>& after) {
@@ -160,6 +136,7 @@ class CliErrorsBase : public ::testing::Test {
       EXPECT_NE(r.output.find(Expand(m)), std::string::npos)
           << "no '" << Expand(m) << "' in:\n" << r.output;
     EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+    EXPECT_FALSE(snapfs::testing::IsMountPoint(Expand(kMnt))) << "left a mount behind";
     const auto after = Snapshot(root_);
     EXPECT_TRUE(before == after) << "changed:\n" << Describe(before, after);
     if (!also_unchanged.empty()) {
