@@ -34,7 +34,10 @@ Status DecodeZstd(std::string_view stored, uint32_t raw_len, std::string* out) {
   // allocating raw_len bytes, so a damaged length does not cost memory.
   const unsigned long long content_size = ZSTD_getFrameContentSize(stored.data(), stored.size());
   if (content_size == ZSTD_CONTENTSIZE_ERROR) return Corrupt("bad zstd frame header");
-  if (content_size != ZSTD_CONTENTSIZE_UNKNOWN && content_size != raw_len) {
+  // We always record the size (codec.h); without it raw_len would go unchecked.
+  if (content_size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return Corrupt("zstd frame header does not record the content size");
+  if (content_size != raw_len) {
     return Corrupt("zstd frame holds " + std::to_string(content_size) + " bytes, want " +
                    std::to_string(raw_len));
   }
@@ -44,6 +47,14 @@ Status DecodeZstd(std::string_view stored, uint32_t raw_len, std::string* out) {
   }
   if (frame_size != stored.size()) {
     return Corrupt(std::to_string(stored.size() - frame_size) + " bytes after the zstd frame");
+  }
+
+  // Every block of a frame takes at least 4 bytes and decodes to at most
+  // ZSTD_BLOCKSIZE_MAX: a header claiming more than that is damaged, and we
+  // must not allocate for it.
+  if (raw_len / ZSTD_BLOCKSIZE_MAX > stored.size() / 4) {
+    return Corrupt("a zstd frame of " + std::to_string(stored.size()) + " bytes cannot hold " +
+                   std::to_string(raw_len) + " bytes");
   }
 
   ZSTD_DCtx* dctx = ThreadDCtx();

@@ -444,6 +444,34 @@ Result<HoldRecord> DecodeHoldRecord(std::string_view value, std::string_view key
   return v;
 }
 
+std::string EncodeMetaU32(uint32_t v) { return Writer(4).U32(v).Take(); }
+std::string EncodeMetaU64(uint64_t v) { return Writer(8).U64(v).Take(); }
+
+Result<uint32_t> DecodeMetaU32(std::string_view value, std::string_view key) {
+  if (value.size() != 4) return Bad("meta value is not 4 bytes", key);
+  return Reader(value).U32();
+}
+
+Result<uint64_t> DecodeMetaU64(std::string_view value, std::string_view key) {
+  if (value.size() != 8) return Bad("meta value is not 8 bytes", key);
+  return Reader(value).U64();
+}
+
+std::string EncodeMetaChunker(const ChunkerParams& p) {
+  return Writer(12).U32(p.min_size).U32(p.avg_size).U32(p.max_size).Take();
+}
+
+Result<ChunkerParams> DecodeMetaChunker(std::string_view value, std::string_view key) {
+  if (value.size() != 12) return Bad("meta value is not 12 bytes", key);
+  Reader r(value);
+  ChunkerParams p;
+  p.min_size = r.U32();
+  p.avg_size = r.U32();
+  p.max_size = r.U32();
+  if (Status st = Chunker::Validate(p); !st.ok()) return Bad(st.message(), key);
+  return p;
+}
+
 std::string EncodeExtentPage(std::span<const Extent> extents, uint64_t prev_end) {
   Writer w(8 + extents.size() * 24);
   w.U8(kRecordVersion).Varint(extents.size());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "store/chunk_id.h"
+#include "store/chunker.h"
 #include "store/codec.h"
 #include "store/status.h"
 
@@ -210,6 +211,17 @@ inline constexpr size_t kNamesPerSnapPage = 4096;
 std::string EncodeExtentPage(std::span<const Extent> extents, uint64_t prev_end);
 Result<uint64_t> DecodeExtentPage(std::string_view value, std::string_view key,
                                   uint64_t prev_end, std::vector<Extent>* out);
+
+// Meta values (docs/format.md, "Meta keys"): big-endian integers of exactly
+// 4 or 8 bytes. Decoding anything of another size is Corruption naming `key`.
+std::string EncodeMetaU32(uint32_t v);
+std::string EncodeMetaU64(uint64_t v);
+Result<uint32_t> DecodeMetaU32(std::string_view value, std::string_view key);
+Result<uint64_t> DecodeMetaU64(std::string_view value, std::string_view key);
+// `chunker`: u32 min, u32 avg, u32 max. Corruption unless 12 bytes that pass
+// Chunker::Validate.
+std::string EncodeMetaChunker(const ChunkerParams& p);
+Result<ChunkerParams> DecodeMetaChunker(std::string_view value, std::string_view key);
 
 // Lowercase hex of arbitrary bytes, for naming keys in messages.
 std::string HexBytes(std::string_view bytes);

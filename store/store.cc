@@ -91,6 +91,25 @@ bool SameDirentName(std::string_view found, std::string_view key) {
   return found.size() == key.size() && found.substr(0, key.size() - 8) == key.substr(0, key.size() - 8);
 }
 
+// Busy if another process holds RocksDB's lock on `path`/db/LOCK (a POSIX
+// record lock). RocksDB renames the info log (LOG -> LOG.old.*, deleting
+// the oldest) before it tries the lock, so a second opener would move the
+// running daemon's log away: refuse before that.
+Status CheckNotLocked(const std::string& path) {
+  const std::string lock = path + "/db/LOCK";
+  const int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Ok();  // DB::Open reports what is wrong.
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+  ::close(fd);
+  if (held)
+    return Status::Busy("open " + path + ": the store is in use by another process (pid " +
+                        std::to_string(fl.l_pid) + "; is it mounted?)");
+  return Status::Ok();
+}
+
 std::vector<std::string> CfNames() {
   return {kCfMeta, kCfChunks, kCfInodes, kCfDirents, kCfExtents, kCfLog, kCfStates,
           kCfTimes, kCfDirLog, kCfDirSnaps};
@@ -421,6 +440,7 @@ Status Store::OpenDb() {
   } else {
     dbo.create_missing_column_families = true;  // New index families (BuildIndexes).
     dbo.info_log = std::make_shared<InfoLog>(path_ + "/db", dbo.info_log_level);
+    SNAPFS_RETURN_IF_ERROR(CheckNotLocked(path_));
     st = rocksdb::DB::Open(dbo, path_ + "/db", descs, &cfs_, &raw);
   }
   SNAPFS_RETURN_IF_ERROR(FromRocks(st, "open " + path_));
@@ -504,10 +524,7 @@ Status Store::LoadMeta() {
                            std::to_string(ParseBE(format)) + ")");
   SNAPFS_ASSIGN_OR_RETURN(std::string secret, meta(kMetaSecret, ChunkHasher::kSecretSize));
   SNAPFS_ASSIGN_OR_RETURN(std::string chunker, meta(kMetaChunker, 12));
-  ChunkerParams cp{static_cast<uint32_t>(ParseBE(chunker.substr(0, 4))),
-                   static_cast<uint32_t>(ParseBE(chunker.substr(4, 4))),
-                   static_cast<uint32_t>(ParseBE(chunker.substr(8, 4)))};
-  SNAPFS_RETURN_IF_ERROR(Chunker::Validate(cp));
+  SNAPFS_ASSIGN_OR_RETURN(ChunkerParams cp, DecodeMetaChunker(chunker, kMetaChunker));
   chunker_ = Chunker(cp);
   SNAPFS_ASSIGN_OR_RETURN(std::string level, meta(kMetaZstdLevel, 4));
   SNAPFS_ASSIGN_OR_RETURN(std::string next_ino, meta(kMetaNextIno, 8));

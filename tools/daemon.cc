@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -182,6 +183,12 @@ int RunDaemon(const DaemonArgs& args, const ViewOpener& open) {
     return LogFailure(kExitMount, "mount point " + args.mountpoint, std::strerror(errno));
   const std::string mountpoint(real);
   std::free(real);
+  // Checked before the store is opened read-write, which is not undone.
+  struct stat mst {};
+  if (::stat(mountpoint.c_str(), &mst) != 0)
+    return LogFailure(kExitMount, "mount point " + args.mountpoint, std::strerror(errno));
+  if (!S_ISDIR(mst.st_mode))
+    return LogFailure(kExitMount, "mount point " + args.mountpoint, "not a directory");
 
   const bool foreground = args.foreground || args.debug;
   const int notify_fd = foreground ? -1 : ForkDaemon();

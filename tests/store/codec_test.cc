@@ -144,6 +144,43 @@ TEST(CodecTest, WrongRawLengthIsCorruption) {
   EXPECT_TRUE(decoded.empty());
 }
 
+// Found by fuzz/codec_fuzzer: a valid frame that does not record its
+// content size made DecodeChunk allocate raw_len (up to 4 GiB) unchecked.
+TEST(CodecTest, FrameWithoutContentSizeIsCorruption) {
+  // magic, descriptor 0x00 (no content size), window byte, last raw block of 0 bytes.
+  const std::string frame("\x28\xb5\x2f\xfd\x00\x00\x01\x00\x00", 9);
+  std::string decoded;
+  const Status status = DecodeChunk(Codec::kZstd, frame, 0x7fffffff, &decoded);
+  EXPECT_EQ(status.code(), Code::kCorruption);
+  EXPECT_NE(status.message().find("content size"), std::string::npos) << status.ToString();
+  EXPECT_TRUE(decoded.empty());
+}
+
+// Found by fuzz/codec_fuzzer: a 13-byte frame whose header claims 2 GiB (and
+// raw_len agrees) is refused before anything is allocated for it.
+TEST(CodecTest, FrameTooSmallForItsClaimedSizeIsCorruption) {
+  // magic, descriptor 0x80 (4-byte content size), window byte, size 2^31, last raw block of 0.
+  const std::string frame("\x28\xb5\x2f\xfd\x80\x00\x00\x00\x00\x80\x01\x00\x00", 13);
+  std::string decoded;
+  const Status status = DecodeChunk(Codec::kZstd, frame, 0x80000000u, &decoded);
+  EXPECT_EQ(status.code(), Code::kCorruption);
+  EXPECT_NE(status.message().find("cannot hold"), std::string::npos) << status.ToString();
+  EXPECT_TRUE(decoded.empty());
+}
+
+// The bound above never refuses a real frame: 16 MiB of zeros (the largest
+// chunk, compressing best) still decodes at the highest level.
+TEST(CodecTest, LargestMostCompressibleChunkStillDecodes) {
+  const std::string raw(16 << 20, '\0');
+  Codec codec;
+  std::string stored;
+  ASSERT_TRUE(EncodeChunk(raw, kMaxZstdLevel, &codec, &stored).ok());
+  ASSERT_EQ(codec, Codec::kZstd);
+  std::string decoded;
+  ASSERT_TRUE(DecodeChunk(codec, stored, raw.size(), &decoded).ok());
+  EXPECT_EQ(decoded, raw);
+}
+
 TEST(CodecTest, UnknownCodecIsCorruption) {
   std::string decoded;
   EXPECT_EQ(DecodeChunk(static_cast<Codec>(7), "abc", 3, &decoded).code(), Code::kCorruption);

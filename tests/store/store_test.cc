@@ -286,8 +286,12 @@ TEST_F(StoreTest, ReadWriteOpenWhileAnotherProcessHoldsTheStoreIsBusy) {
   ::close(ready[0]);
   ::close(ready[1]);
   ASSERT_EQ(c, 'y');
+  const auto before = testing::Snapshot(path_ + "/db");
   Result<std::unique_ptr<Store>> second = Store::Open(path_, {});
   EXPECT_EQ(second.status().code(), Code::kBusy) << second.status().ToString();
+  // Found by tests/tools/cli_errors_test.cc: RocksDB used to rename the
+  // holder's info log (LOG -> LOG.old.*) before finding the lock taken.
+  EXPECT_TRUE(testing::Snapshot(path_ + "/db") == before) << "the busy open changed files in db/";
 }
 
 // ---------------------------------------------------------------------------
