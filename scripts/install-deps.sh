@@ -8,6 +8,7 @@ packages=(
   librocksdb-dev libxxhash-dev libzstd-dev
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
   zip unzip rsync fio stress-ng
+  clang libclang-rt-14-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -142,7 +142,7 @@ class Checker {
   Status CheckStates() {
     StartPhase("states");
     Generation prev_last = 0;
-    return store_.Scan(Store::Family::kStates, [&](std::string_view key, std::string_view value) {
+    SNAPFS_RETURN_IF_ERROR(store_.Scan(Store::Family::kStates, [&](std::string_view key, std::string_view value) {
       Result<Generation> first = keys::DecodeGeneration(key);
       Result<StateRecord> rec = first.ok() ? DecodeStateRecord(value, key) : first.status();
       if (!rec.ok()) {
@@ -159,7 +159,24 @@ class Checker {
       prev_last = std::max(prev_last, rec->last_gen);
       states_.push_back(*rec);
       return true;
-    });
+    }));
+    // Invariant 6: the states and the dropped (pruned) ranges cover every
+    // generation exactly once, and the newest state is kept.
+    Generation next = 1;
+    auto gap = [&](Generation from, Generation to) {
+      if (from <= to && !(store_.IsDropped(from) && store_.IsDropped(to)))
+        Problem("states", "", "generations " + std::to_string(from) + ".." + std::to_string(to) +
+                                  " are in no state and were not pruned");
+    };
+    for (const StateRecord& st : states_) {
+      gap(next, st.first_gen - 1);
+      if (store_.IsDropped(st.first_gen))
+        Problem("states", keys::State(st.first_gen),
+                "state s" + std::to_string(st.first_gen) + " is listed but was pruned");
+      next = std::max(next, st.last_gen + 1);
+    }
+    gap(next, newest_);
+    return Status::Ok();
   }
 
   Status LoadIndex() {
@@ -335,7 +352,10 @@ class Checker {
       if (rec->child == 0) return true;
       auto it = std::lower_bound(first_gen_.begin(), first_gen_.end(), rec->child,
                                  [](const std::pair<Ino, Generation>& p, Ino i) { return p.first < i; });
-      if (it == first_gen_.end() || it->first != rec->child || it->second > k->gen)
+      // A version made in a dropped (pruned) state is first read at the
+      // first kept generation after it (docs/format.md, invariant 5).
+      const Generation read_at = store_.IsDropped(k->gen) ? store_.KeptAtOrAfter(k->gen) : k->gen;
+      if (it == first_gen_.end() || it->first != rec->child || it->second > read_at)
         Problem("dirents", key,
                 what + " names inode " + std::to_string(rec->child) +
                     ", which has no record at or before that generation");

@@ -438,9 +438,11 @@ Status Store::OpenDb() {
     secondary_dir_ = tmpl;
     st = rocksdb::DB::OpenAsSecondary(dbo, path_ + "/db", secondary_dir_, descs, &cfs_, &raw);
   } else {
+    // Before anything touches db/: the info log below starts by moving the
+    // previous LOG aside, which must not happen to a running daemon's log.
+    SNAPFS_RETURN_IF_ERROR(CheckNotLocked(path_));
     dbo.create_missing_column_families = true;  // New index families (BuildIndexes).
     dbo.info_log = std::make_shared<InfoLog>(path_ + "/db", dbo.info_log_level);
-    SNAPFS_RETURN_IF_ERROR(CheckNotLocked(path_));
     st = rocksdb::DB::Open(dbo, path_ + "/db", descs, &cfs_, &raw);
   }
   SNAPFS_RETURN_IF_ERROR(FromRocks(st, "open " + path_));
