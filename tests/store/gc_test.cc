@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "fs/vfs.h"
+#include "store/check.h"
 #include "store/gc.h"
 #include "store/when.h"
 #include "tests/fs/vfs_test_util.h"
@@ -497,6 +498,19 @@ bool RunChildDyingAtStep(const std::string& path, int n, bool sigkill,
   return true;
 }
 
+void ExpectCheckClean(const std::string& path) {
+  OpenOptions ro;
+  ro.read_only = true;
+  Result<std::unique_ptr<Store>> store = Store::Open(path, ro);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  Result<CheckReport> report = CheckStore(**store, CheckOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  std::string problems;
+  for (const auto& d : report->damaged) problems += d.id.Hex() + ": " + d.reason + "\n";
+  for (const auto& p : report->problems) problems += p.family + ": " + p.reason + "\n";
+  EXPECT_TRUE(report->clean()) << problems;
+}
+
 TEST_F(GcTest, CrashAtAnyStepOfDropOrGcLeavesEveryKeptStateExact) {
   for (int day = 0; day < 6; ++day) ASSERT_NO_FATAL_FAILURE(Run(day));
   const std::map<Generation, Tree> oracle = Oracle();
@@ -524,6 +538,9 @@ TEST_F(GcTest, CrashAtAnyStepOfDropOrGcLeavesEveryKeptStateExact) {
     if (!RunChildDyingAtStep(path_, n, n % 2 == 0, drop)) break;
     ++crashes;
     SCOPED_TRACE("crash at step " + std::to_string(n));
+    // snapfs-check (read-only, as the tool opens it) finds nothing wrong,
+    // before and after the next read-write open finishes the drop.
+    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(path_));
     // Reopening finishes an interrupted drop.
     ASSERT_NO_FATAL_FAILURE(Open());
     std::set<Generation> ids;
@@ -538,6 +555,7 @@ TEST_F(GcTest, CrashAtAnyStepOfDropOrGcLeavesEveryKeptStateExact) {
     ASSERT_NO_FATAL_FAILURE(ExpectKeptExact(oracle));
     EXPECT_LE(DiskUsage(path_ + "/packs"), reference_packs + 2 * kPackHeaderSize);
     Close();
+    ASSERT_NO_FATAL_FAILURE(ExpectCheckClean(path_));
   }
   EXPECT_GE(crashes, 8);
   std::printf("crashed at %d steps\n", crashes);
