@@ -29,5 +29,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(keys::State(*g) == key);
   }
   if (auto id = keys::DecodeChunk(key); id.ok()) FUZZ_CHECK(keys::Chunk(*id) == key);
+  if (auto k = keys::DecodeTime(key); k.ok()) FUZZ_CHECK(keys::Time(k->time_ns, k->gen) == key);
+  if (auto k = keys::DecodeDirLog(key); k.ok()) {
+    FUZZ_CHECK(keys::DirLog(k->parent, k->gen, k->name) == key);
+    FUZZ_CHECK(!k->name.empty() && k->name.find('\0') == std::string::npos &&
+               k->name.find('/') == std::string::npos);
+  }
+  if (auto k = keys::DecodeDirSnap(key); k.ok())
+    FUZZ_CHECK(keys::DirSnap(k->parent, k->gen, k->page) == key);
+  if (auto id = keys::DecodeHold(key); id.ok()) FUZZ_CHECK(keys::Hold(*id) == key);
   return 0;
 }

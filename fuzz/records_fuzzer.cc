@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view value = AsView(data + 1, size - 1);
   const std::string key = keys::State(42);  // Any 8-byte key; StateRecord needs one.
-  switch (data[0] % 8) {
+  switch (data[0] % 11) {
     case 0:
       RoundTrip(value, [&](std::string_view v) { return DecodeChunkLocation(v, key); },
                 EncodeChunkLocation);
@@ -81,6 +81,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       break;
     }
+    case 8:
+      RoundTrip(value, [&](std::string_view v) { return DecodeHoldRecord(v, keys::Hold(7)); },
+                EncodeHoldRecord);
+      break;
+    case 9:
+      RoundTrip(value,
+                [&](std::string_view v) -> snapfs::Result<std::vector<std::string>> {
+                  std::vector<std::string> names;
+                  SNAPFS_RETURN_IF_ERROR(DecodeDirSnapPage(v, keys::DirSnap(1, 2, 0), &names));
+                  return names;
+                },
+                [](const std::vector<std::string>& names) { return EncodeDirSnapPage(names); });
+      break;
+    case 10:
+      if (DecodeIndexMark(value, "k").ok()) FUZZ_CHECK(value == EncodeIndexMark());
+      break;
   }
   return 0;
 }

@@ -469,7 +469,8 @@ class Checker {
     PathFinder finder(store_);
     std::map<Ino, std::vector<std::pair<Generation, InodeRecord>>> versions;
     for (const auto& [key, ids] : affected_) {
-      const auto [ino, content_gen] = key;
+      const Ino ino = key.first;
+      const Generation content_gen = key.second;
       auto vit = versions.find(ino);
       if (vit == versions.end()) {
         std::vector<std::pair<Generation, InodeRecord>> v;
