@@ -9,20 +9,6 @@
 namespace snapfs::store {
 namespace {
 
-std::string Bytes(uint64_t b) {
-  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  if (b < 1024) return std::to_string(b) + " B";
-  double v = static_cast<double>(b);
-  int unit = 0;
-  while (v >= 1024 && unit < 6) {
-    v /= 1024;
-    ++unit;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
-  return buf;
-}
-
 // More than `share` percent of `before` is gone in `after`:
 // (before - after) / before > share / 100 (long double: exact for counts
 // below 2^64, no overflow).
@@ -70,8 +56,8 @@ std::optional<std::string> DescribeShrink(const StateRecord& before, const State
   const bool bytes = Shrank(before.tree_bytes, after.tree_bytes, share_percent);
   if (!files && !bytes) return std::nullopt;
   return "s" + std::to_string(after.first_gen) + " ended with " +
-         std::to_string(after.tree_files) + " files, " + Bytes(after.tree_bytes) + " (was " +
-         std::to_string(before.tree_files) + " files, " + Bytes(before.tree_bytes) + ")";
+         std::to_string(after.tree_files) + " files, " + FormatSize(after.tree_bytes) + " (was " +
+         std::to_string(before.tree_files) + " files, " + FormatSize(before.tree_bytes) + ")";
 }
 
 bool HoldActive(const HoldRecord& hold, int64_t now_ns) {

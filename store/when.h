@@ -83,5 +83,7 @@ std::string FormatLocalTime(int64_t time_ns);
 // "2026-05-25T06:16:03+02:00" (a fraction is added when it is not zero:
 // "...:03.250000000+02:00").
 std::string FormatIsoTime(int64_t time_ns);
+// A byte count in binary units as the tools print it: "512 B", "1.5 MiB".
+std::string FormatSize(uint64_t bytes);
 
 }  // namespace snapfs::store

@@ -154,18 +154,7 @@ const char* TypeName(uint32_t mode) {
 }
 
 std::string FormatBytes(uint64_t bytes, bool exact) {
-  if (exact) return std::to_string(bytes);
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  double v = static_cast<double>(bytes);
-  int unit = 0;
-  while (v >= 1024 && unit < 6) {
-    v /= 1024;
-    ++unit;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f %s", v, kUnits[unit]);
-  return buf;
+  return exact ? std::to_string(bytes) : store::FormatSize(bytes);
 }
 
 void PutTime(nlohmann::json& obj, const std::string& key, int64_t time_ns) {
