@@ -30,6 +30,15 @@ case $work/ in
   "$repo"/*) echo "dump_bench: --work must be outside the repository" >&2; exit 2 ;;
 esac
 
+# One benchmark at a time on this machine: two runs would measure each other,
+# and share the work folder's mounts.
+mkdir -p "$work"
+exec 9>"$work.lock"
+if ! flock -n 9; then
+  echo "dump_bench: another run holds $work.lock; waiting for it" >&2
+  flock 9
+fi
+
 # Whatever happens: unmount every FUSE mount under the work folder (the
 # Python driver does this too; this catches a driver killed by a signal).
 cleanup() {

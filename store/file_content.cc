@@ -6,6 +6,9 @@
 namespace snapfs::store {
 namespace {
 constexpr uint64_t kMaxFileSize = 1ull << 62;
+// Room reserved past the stream threshold in a streaming run: one more large
+// write (the kernel sends up to 1 MiB) plus the unchunked tail it keeps.
+constexpr size_t kStreamSlack = 2u << 20;
 uint64_t RunEnd(const std::map<uint64_t, std::string>::const_iterator& it) {
   return it->first + it->second.size();
 }
@@ -75,8 +78,21 @@ Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
     ++last;
   }
   uint64_t run_start;
-  if (first != last && first->first <= offset) {
-    // Grow the first run in place (appending is the common case).
+  if (first != last && first->first <= offset && std::next(first) == last &&
+      offset == RunEnd(first)) {
+    // Appending to a run: the common case of a dump streaming in. The first
+    // append to a run at end of file reserves room for a whole stream
+    // threshold, so the run is never reallocated (and its pages never fault
+    // in again) while it grows to the size that gets it chunked.
+    run_start = first->first;
+    std::string& s = first->second;
+    if (offset == size_ && s.capacity() < s.size() + len) {
+      s.reserve(std::max(s.size() + len, options_.stream_threshold + kStreamSlack));
+    }
+    s.append(data, len);
+    overlay_bytes_ += len;
+  } else if (first != last && first->first <= offset) {
+    // Grow the first run in place.
     run_start = first->first;
     std::string& s = first->second;
     overlay_bytes_ -= s.size();
@@ -182,13 +198,23 @@ Status FileContent::ChunkRun(uint64_t run_start, bool final) {
   }
   if (pos == 0) return Status::Ok();  // Not one full chunk yet.
 
-  std::string tail;
-  if (pos < len) tail.assign(buf + pos, len - pos);
   for (auto it = first_run; it != end_run; ++it) overlay_bytes_ -= it->second.size();
-  overlay_.erase(first_run, end_run);
-  if (!tail.empty()) {
-    overlay_bytes_ += tail.size();
-    overlay_.emplace(s + pos, std::move(tail));
+  if (pos < len && single) {
+    // The unchunked tail moves to the front of the run's own buffer, which
+    // keeps its capacity for the bytes still streaming in.
+    std::string run_bytes = std::move(first_run->second);
+    overlay_.erase(first_run);
+    run_bytes.erase(0, pos);
+    overlay_bytes_ += run_bytes.size();
+    overlay_.emplace(s + pos, std::move(run_bytes));
+  } else {
+    std::string tail;
+    if (pos < len) tail.assign(buf + pos, len - pos);
+    overlay_.erase(first_run, end_run);
+    if (!tail.empty()) {
+      overlay_bytes_ += tail.size();
+      overlay_.emplace(s + pos, std::move(tail));
+    }
   }
   auto lo = extents_.begin() + static_cast<ptrdiff_t>(FirstExtentEndingAfter(s));
   auto hi = lo;
