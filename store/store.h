@@ -58,7 +58,7 @@ class WriteBatch;
 namespace snapfs::store {
 
 struct InitOptions {
-  int zstd_level = 3;                          // Default level for chunks, 1..19.
+  int zstd_level = 1;                          // Default level for chunks, 1..19.
   int64_t state_gap_ns = 300'000'000'000;      // Quiet time that ends a state: 5 minutes.
   uint32_t root_uid = 0;                       // Owner of the root directory.
   uint32_t root_gid = 0;

@@ -176,7 +176,7 @@ int Main(int argc, char** argv) {
   app.add_option("--zstd-level", zstd_level, "With --init: default compression level")
       ->check(CLI::Range(1, 19))
       ->needs(init)
-      ->option_text("N (1..19, default 3)");
+      ->option_text("N (1..19, default 1)");
   CLI::Option* gap_option =
       app.add_option("--state-gap", state_gap,
                      "With --init: quiet time that ends a state (a dump run), e.g. 90s, 15m")

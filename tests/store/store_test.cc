@@ -141,7 +141,7 @@ TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   EXPECT_EQ(db.Get(kCfMeta, "format"), Unhex("00000001"));
   EXPECT_EQ(db.Get(kCfMeta, "secret").size(), 192u);
   EXPECT_EQ(db.Get(kCfMeta, "chunker"), Unhex("00004000 00010000 00040000"));
-  EXPECT_EQ(db.Get(kCfMeta, "zstd_level"), Unhex("00000003"));
+  EXPECT_EQ(db.Get(kCfMeta, "zstd_level"), Unhex("00000001"));
   EXPECT_EQ(db.Get(kCfMeta, "next_ino"), Unhex("0000000000000002"));
   EXPECT_EQ(db.Get(kCfMeta, "state_gap"), Unhex("00000045d964b800"));  // 300 s.
   const std::string created = db.Get(kCfMeta, "created");
