@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 
 namespace snapfs::store {
 namespace {
@@ -12,7 +13,55 @@ constexpr size_t kStreamSlack = 2u << 20;
 uint64_t RunEnd(const std::map<uint64_t, std::string>::const_iterator& it) {
   return it->first + it->second.size();
 }
+
+// Run buffers of streams, kept for the next run instead of being freed. A
+// stream's writes arrive out of order, so it keeps opening runs ahead of the
+// one being chunked and merging them later; a fresh multi-MiB buffer each
+// time cost a page fault per 4 KiB and a copy per doubling (about a third of
+// the daemon's CPU while ingesting a dump, docs/performance.md).
+class RunBufferPool {
+ public:
+  static constexpr size_t kMinCapacity = 1u << 20;   // Smaller ones are not kept.
+  static constexpr size_t kMaxBytes = 32u << 20;     // Capacity kept in all.
+
+  // An empty buffer, with the capacity of a recycled one if there is one.
+  std::string Take() {
+    std::lock_guard lock(mu_);
+    if (free_.empty()) return std::string();
+    std::string s = std::move(free_.back());
+    free_.pop_back();
+    bytes_ -= s.capacity();
+    return s;
+  }
+  void Give(std::string&& s) {
+    if (s.capacity() < kMinCapacity) return;
+    std::lock_guard lock(mu_);
+    if (bytes_ + s.capacity() > kMaxBytes) return;
+    s.clear();
+    bytes_ += s.capacity();
+    free_.push_back(std::move(s));
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> free_;
+  size_t bytes_ = 0;
+};
+
+RunBufferPool& Pool() {
+  static RunBufferPool pool;
+  return pool;
+}
 }  // namespace
+
+void FileContent::EraseRuns(std::map<uint64_t, std::string>::iterator first,
+                            std::map<uint64_t, std::string>::iterator last) {
+  for (auto it = first; it != last; ++it) {
+    overlay_bytes_ -= it->second.size();
+    Pool().Give(std::move(it->second));
+  }
+  overlay_.erase(first, last);
+}
 
 FileContent::FileContent(ChunkStore* chunks, const Chunker* chunker, std::vector<Extent> extents,
                          uint64_t size, FileContentOptions options)
@@ -77,59 +126,63 @@ Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
     new_end = std::max(new_end, RunEnd(last));
     ++last;
   }
+  // A run past 1 MiB is most likely where a dump streams in (the kernel's
+  // writes of a stream may arrive out of order, so it also absorbs runs
+  // written just ahead of it). Its buffer gets room for a whole stream
+  // threshold: it is not reallocated, nor its pages faulted in again, while
+  // it grows to the size that gets it chunked (ChunkRun keeps the buffer for
+  // the unchunked tail). Smaller runs and small files get what they need; a
+  // buffer that must grow at least doubles. (Buffers this large are mapped,
+  // see tools/daemon.cc: room never written costs no memory.)
   uint64_t run_start;
-  if (first != last && first->first <= offset && std::next(first) == last &&
-      offset == RunEnd(first)) {
-    // Appending to a run: the common case of a dump streaming in. The first
-    // append to a run at end of file reserves room for a whole stream
-    // threshold, so the run is never reallocated (and its pages never fault
-    // in again) while it grows to the size that gets it chunked.
-    run_start = first->first;
-    std::string& s = first->second;
-    if (offset == size_ && s.capacity() < s.size() + len) {
-      s.reserve(std::max(s.size() + len, options_.stream_threshold + kStreamSlack));
-    }
-    s.append(data, len);
-    overlay_bytes_ += len;
-  } else if (first != last && first->first <= offset) {
-    // Grow the first run in place.
-    run_start = first->first;
-    std::string& s = first->second;
-    overlay_bytes_ -= s.size();
-    if (s.size() < new_end - run_start) s.resize(new_end - run_start);
-    for (auto it = std::next(first); it != last; ++it) {
-      overlay_bytes_ -= it->second.size();
-      std::memcpy(s.data() + (it->first - run_start), it->second.data(), it->second.size());
-    }
-    std::memcpy(s.data() + (offset - run_start), data, len);
-    overlay_bytes_ += s.size();
-    overlay_.erase(std::next(first), last);
+  std::string* run;
+  if (first != last && first->first <= offset) {
+    run_start = first->first;  // Grow the first run in place.
+    run = &first->second;
+    ++first;
   } else {
     run_start = offset;
-    std::string s(new_end - offset, '\0');
-    for (auto it = first; it != last; ++it) {
-      overlay_bytes_ -= it->second.size();
-      std::memcpy(s.data() + (it->first - offset), it->second.data(), it->second.size());
-    }
-    std::memcpy(s.data(), data, len);
-    overlay_bytes_ += s.size();
-    overlay_.erase(first, last);
-    overlay_.emplace(offset, std::move(s));
+    run = &overlay_.emplace_hint(first, offset, len >= kStreamSlack / 16 ? Pool().Take()
+                                                                         : std::string())
+               ->second;
   }
+  std::string& s = *run;
+  const size_t need = new_end - run_start;
+  if (s.capacity() < need) {
+    const bool streaming = need > kStreamSlack / 2;
+    s.reserve(std::max({need, 2 * s.capacity(),
+                        streaming ? options_.stream_threshold + kStreamSlack : 0}));
+  }
+  overlay_bytes_ -= s.size();
+  if (s.size() >= need) {
+    std::memcpy(s.data() + (offset - run_start), data, len);  // Inside the run.
+  } else {
+    // The run's bytes before `offset`, the write, then the bytes of the
+    // merged runs past it (each starts at or before the end so far): no
+    // byte is zero-filled or copied twice.
+    s.resize(offset - run_start);
+    s.append(data, len);
+    for (auto it = first; it != last; ++it) {
+      const uint64_t so_far = run_start + s.size();
+      if (RunEnd(it) > so_far) s.append(it->second, so_far - it->first, RunEnd(it) - so_far);
+    }
+  }
+  overlay_bytes_ += s.size();
+  EraseRuns(first, last);
   size_ = std::max(size_, end);
   dirty_ = true;
   bytes_written_ += len;
 
-  // Stream the run at end of file only when nothing is missing before it.
-  // The FUSE session is multi-threaded, so the kernel's writes of a stream
-  // can arrive out of order; a run that starts after a gap still to be filled
-  // would be cut from an arbitrary offset instead of the boundary the same
-  // bytes were cut at before, and lose their dedup. A gap that stays (a
+  // Stream a run only when nothing is missing before it. The FUSE session is
+  // multi-threaded, so the kernel's writes of a stream can arrive out of
+  // order; a run that starts after a gap still to be filled would be cut from
+  // an arbitrary offset instead of the boundary the same bytes were cut at
+  // before, and lose their dedup. For the same reason its end is not cut
+  // while bytes may still arrive after it (Cut::kStream). A gap that stays (a
   // sparse file) is chunked by the max_dirty bound below.
   const uint64_t chunked_end = extents_.empty() ? 0 : extents_.back().end();
-  if (new_end == size_ && new_end - run_start >= options_.stream_threshold &&
-      run_start <= chunked_end)
-    return ChunkRun(run_start, false);
+  if (new_end - run_start >= options_.stream_threshold && run_start <= chunked_end)
+    return ChunkRun(run_start, Cut::kStream);
   if (overlay_bytes_ > options_.max_dirty) {
     // First only the runs that start within chunked content (their chunks
     // line up with what the same bytes were cut into before); runs after a
@@ -138,13 +191,13 @@ Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
     const uint64_t end_of_chunked = extents_.empty() ? 0 : extents_.back().end();
     for (const auto& [start, bytes] : overlay_)
       if (start <= end_of_chunked) starts.push_back(start);
-    for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, false));
-    if (overlay_bytes_ > 2 * options_.max_dirty) return ChunkAll(false);
+    for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, Cut::kBound));
+    if (overlay_bytes_ > 2 * options_.max_dirty) return ChunkAll(Cut::kBound);
   }
   return Status::Ok();
 }
 
-Status FileContent::ChunkRun(uint64_t run_start, bool final) {
+Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
   auto run = overlay_.find(run_start);
   if (run == overlay_.end()) return Status::Ok();
   // Widen [s, t) until it starts and ends on chunk boundaries of the committed
@@ -179,8 +232,15 @@ Status FileContent::ChunkRun(uint64_t run_start, bool final) {
     buf = region.data();
   }
 
-  // A run at end of file may still grow: keep its tail after the last cut.
-  const bool at_end = final || t < size_;
+  // Whether the chunker must cut at the end of the run: bytes after the last
+  // cut stay in the overlay otherwise, for the run to grow.
+  bool at_end = true;
+  if (cut_mode == Cut::kBound) {
+    at_end = t < size_;
+  } else if (cut_mode == Cut::kStream) {
+    const size_t j = FirstExtentEndingAfter(t);
+    at_end = j < extents_.size() && extents_[j].offset == t;
+  }
   const size_t len = t - s;
   std::vector<Extent> fresh;
   size_t pos = 0;
@@ -198,23 +258,22 @@ Status FileContent::ChunkRun(uint64_t run_start, bool final) {
   }
   if (pos == 0) return Status::Ok();  // Not one full chunk yet.
 
-  for (auto it = first_run; it != end_run; ++it) overlay_bytes_ -= it->second.size();
+  std::string tail;
   if (pos < len && single) {
     // The unchunked tail moves to the front of the run's own buffer, which
     // keeps its capacity for the bytes still streaming in.
-    std::string run_bytes = std::move(first_run->second);
-    overlay_.erase(first_run);
-    run_bytes.erase(0, pos);
-    overlay_bytes_ += run_bytes.size();
-    overlay_.emplace(s + pos, std::move(run_bytes));
-  } else {
-    std::string tail;
-    if (pos < len) tail.assign(buf + pos, len - pos);
-    overlay_.erase(first_run, end_run);
-    if (!tail.empty()) {
-      overlay_bytes_ += tail.size();
-      overlay_.emplace(s + pos, std::move(tail));
-    }
+    overlay_bytes_ -= first_run->second.size();
+    tail = std::move(first_run->second);
+    first_run->second.clear();
+    tail.erase(0, pos);
+  } else if (pos < len) {
+    tail = Pool().Take();
+    tail.assign(buf + pos, len - pos);
+  }
+  EraseRuns(first_run, end_run);
+  if (!tail.empty()) {
+    overlay_bytes_ += tail.size();
+    overlay_.emplace(s + pos, std::move(tail));
   }
   auto lo = extents_.begin() + static_cast<ptrdiff_t>(FirstExtentEndingAfter(s));
   auto hi = lo;
@@ -224,10 +283,10 @@ Status FileContent::ChunkRun(uint64_t run_start, bool final) {
   return Status::Ok();
 }
 
-Status FileContent::ChunkAll(bool final) {
+Status FileContent::ChunkAll(Cut cut) {
   std::vector<uint64_t> starts;
   for (const auto& [start, bytes] : overlay_) starts.push_back(start);
-  for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, final));
+  for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, cut));
   return Status::Ok();
 }
 
@@ -258,8 +317,7 @@ Status FileContent::Truncate(uint64_t size) {
     it->second.resize(kept_at - it->first);
     ++it;
   }
-  for (auto e = it; e != overlay_.end(); ++e) overlay_bytes_ -= e->second.size();
-  overlay_.erase(it, overlay_.end());
+  EraseRuns(it, overlay_.end());
   size_ = kept_at;
   const uint64_t written = bytes_written_;
   SNAPFS_RETURN_IF_ERROR(Write(kept_at, kept.data(), kept.size()));
@@ -269,7 +327,7 @@ Status FileContent::Truncate(uint64_t size) {
 }
 
 Status FileContent::Flush(uint64_t* stored_bytes) {
-  SNAPFS_RETURN_IF_ERROR(ChunkAll(true));
+  SNAPFS_RETURN_IF_ERROR(ChunkAll(Cut::kFinal));
   std::vector<ChunkId> ids = unindexed();
   return chunks_->WaitStored(ids, stored_bytes);
 }

@@ -66,11 +66,21 @@ class FileContent {
   void MarkCommitted();
 
  private:
-  // Chunks the run starting at `run_start`; with `final` false and the run at
-  // end of file, the bytes after the last cut stay in the overlay. Returns the
-  // start of the next run to consider.
-  Status ChunkRun(uint64_t run_start, bool final);
-  Status ChunkAll(bool final);
+  // How ChunkRun ends a run whose last bytes do not end a chunk.
+  enum class Cut {
+    kFinal,   // Cut there (Flush: the content must be complete).
+    kStream,  // Keep the bytes after the last cut in the overlay unless
+              // committed chunks follow the run: a stream still arriving,
+              // perhaps out of order, continues them later.
+    kBound,   // Keep them only at end of file (bounding the overlay).
+  };
+  // Chunks the run starting at `run_start`, widened to chunk boundaries of
+  // the committed extents.
+  Status ChunkRun(uint64_t run_start, Cut cut);
+  Status ChunkAll(Cut cut);
+  // Erases the runs [first, last) from the overlay, recycling their buffers.
+  void EraseRuns(std::map<uint64_t, std::string>::iterator first,
+                 std::map<uint64_t, std::string>::iterator last);
   // Content bytes [from, to) from the committed extents (holes as zeros).
   Status ReadBase(uint64_t from, uint64_t to, char* out);
   // Index of the first extent whose end is > offset.

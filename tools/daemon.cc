@@ -174,6 +174,10 @@ int RunDaemon(const DaemonArgs& args, const ViewOpener& open) {
   // which multi-MiB buffers stay in the arenas: 228 MiB peak RSS streaming a
   // 2 GiB dump, against 138 MiB with this (docs/performance.md, "Memory").
   ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  // Fixing the threshold also fixes the trim threshold at glibc's 128 KiB,
+  // so every free at the top of an arena would give pages back, to be
+  // faulted in again by the next chunk buffer. Keep up to 16 MiB per arena.
+  ::mallopt(M_TRIM_THRESHOLD, 16 << 20);
   MountConfig config;
   Status st = ParseMountOptions(args.options, &config);
   if (!st.ok()) return LogFailure(kExitUsage, "bad option", st.message());
