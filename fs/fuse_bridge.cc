@@ -131,6 +131,8 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // kernel does it instead, through setattr, as on any disk.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->max_write = kMaxWrite;
+  // The kernel keeps the smaller of this and what it offered (128 KiB by
+  // default), so its readahead stays 128 KiB; fs/read_ahead.h makes up for it.
   conn->max_readahead = std::max(conn->max_readahead, kMinReadahead);
   conn->max_background = kMaxBackground;
 }
