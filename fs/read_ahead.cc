@@ -1,6 +1,7 @@
 #include "fs/read_ahead.h"
 
 #include <algorithm>
+#include <system_error>
 
 namespace snapfs::fs {
 
@@ -33,7 +34,11 @@ void ReadAhead::Prefetch(std::span<const store::ChunkId> ids) {
       ++added;
     }
     if (added == 0) return;
-    while (workers_.size() < threads_) workers_.emplace_back([this] { Loop(); });
+    try {
+      while (workers_.size() < threads_) workers_.emplace_back([this] { Loop(); });
+    } catch (const std::system_error&) {
+      // No thread to spare: what stays queued is claimed by the reads.
+    }
   }
   work_cv_.notify_all();
 }
