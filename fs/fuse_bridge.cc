@@ -131,6 +131,8 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // kernel does it instead, through setattr, as on any disk.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->max_write = kMaxWrite;
+  // The kernel keeps the smaller of this and what it offered (128 KiB by
+  // default), so its readahead stays 128 KiB; fs/read_ahead.h makes up for it.
   conn->max_readahead = std::max(conn->max_readahead, kMinReadahead);
   conn->max_background = kMaxBackground;
 }
@@ -274,7 +276,14 @@ void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 
 void OnRead(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
   Handle(req, "read", [&] {
-    auto buf = std::make_unique_for_overwrite<char[]>(size);
+    // One reply buffer per worker thread, reused: saves an allocation per read
+    // and, when glibc hands out freshly mapped memory, its page faults.
+    thread_local std::unique_ptr<char[]> buf;
+    thread_local size_t capacity = 0;
+    if (capacity < size) {
+      buf = std::make_unique_for_overwrite<char[]>(size);
+      capacity = size;
+    }
     Result<size_t> n = VfsOf(req).Read(fi->fh, static_cast<uint64_t>(off), size, buf.get());
     if (!n.ok()) return ReplyStatus(req, n.status());
     fuse_reply_buf(req, buf.get(), *n);

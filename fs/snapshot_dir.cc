@@ -25,8 +25,13 @@ int64_t NowNs() {
 }  // namespace
 
 struct SnapshotDir::View {
-  View(store::Store* store, Generation g, uint32_t n)
-      : number(n), generation(g), vfs(store, VfsOptions{g, true, 65536, false}) {}
+  View(store::Store* store, Generation g, uint32_t n, ReadAhead* read_ahead)
+      : number(n),
+        generation(g),
+        vfs(store, VfsOptions{.at = g,
+                              .read_only = true,
+                              .read_ahead_bytes = read_ahead ? VfsOptions().read_ahead_bytes : 0,
+                              .read_ahead = read_ahead}) {}
   bool Idle() const { return root_refs == 0 && vfs.Idle(); }
   const uint32_t number;
   const Generation generation;
@@ -36,7 +41,8 @@ struct SnapshotDir::View {
   std::atomic<uint64_t> root_refs{0};
 };
 
-SnapshotDir::SnapshotDir(store::Store* store) : store_(store) {}
+SnapshotDir::SnapshotDir(store::Store* store, ReadAhead* read_ahead)
+    : store_(store), read_ahead_(read_ahead) {}
 SnapshotDir::~SnapshotDir() = default;
 
 Attr SnapshotDir::FolderAttr(Ino ino) const {
@@ -81,7 +87,7 @@ Result<Attr> SnapshotDir::ViewRoot(Generation g) {
       view = views_[it->second - 1];
     } else if (views_.size() < kMaxViews) {
       const uint32_t n = static_cast<uint32_t>(views_.size() + 1);
-      views_.push_back(std::make_shared<View>(store_, g, n));
+      views_.push_back(std::make_shared<View>(store_, g, n, read_ahead_));
       by_generation_.emplace(g, n);
       view = views_.back();
     } else {
@@ -90,7 +96,7 @@ Result<Attr> SnapshotDir::ViewRoot(Generation g) {
       if (idle == views_.end()) return Status::Busy("too many past states open at once");
       const uint32_t n = (*idle)->number;
       by_generation_.erase((*idle)->generation);
-      *idle = std::make_shared<View>(store_, g, n);  // In-flight users keep the old one alive.
+      *idle = std::make_shared<View>(store_, g, n, read_ahead_);  // In-flight users keep the old one alive.
       by_generation_.emplace(g, n);
       view = *idle;
     }

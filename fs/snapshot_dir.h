@@ -40,7 +40,8 @@ class SnapshotDir {
   static bool IsViewHandle(FileHandle fh) { return (fh >> 48) != 0; }
   static constexpr size_t kMaxViews = 256;
 
-  explicit SnapshotDir(store::Store* store);
+  // Views share `read_ahead` (may be null: no read-ahead; not owned).
+  SnapshotDir(store::Store* store, ReadAhead* read_ahead);
   ~SnapshotDir();
 
   // The attributes of `.snapfs` itself (for a lookup in the live root).
@@ -67,6 +68,7 @@ class SnapshotDir {
   Attr FolderAttr(Ino ino) const;
 
   store::Store* const store_;
+  ReadAhead* const read_ahead_;
   mutable std::mutex mu_;
   std::map<Generation, uint32_t> by_generation_;
   // views_[i] has number i + 1. Past kMaxViews, a new view takes the number

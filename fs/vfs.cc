@@ -8,8 +8,10 @@
 #include <cerrno>
 #include <chrono>
 #include <map>
+#include <thread>
 
 #include "fs/log.h"
+#include "fs/read_ahead.h"
 #include "fs/snapshot_dir.h"
 #include "store/paths.h"
 
@@ -23,7 +25,9 @@ using store::Op;
 
 struct Vfs::Inode {
   explicit Inode(Ino i, InodeRecord r) : ino(i), rec(std::move(r)) {}
-  std::mutex mu;
+  // Held shared only by Read (FileContent::Read changes nothing), so the
+  // reads of one file run in parallel; everything else holds it exclusively.
+  std::shared_mutex mu;
   const Ino ino;
   InodeRecord rec;                               // As last committed (or folded times).
   std::unique_ptr<store::FileContent> content;   // Regular files while open or dirty.
@@ -31,7 +35,7 @@ struct Vfs::Inode {
   // A copy of `rec` for checks made before `mu` is held: every call that
   // replaces `rec` holds `mu`.
   InodeRecord Record() {
-    std::lock_guard lock(mu);
+    std::shared_lock lock(mu);
     return rec;
   }
   // Guarded by Vfs::table_mu_.
@@ -42,6 +46,9 @@ struct Vfs::Inode {
 struct Vfs::OpenFile {
   InodePtr inode;
   int flags = 0;
+  // Read-ahead (see Vfs::ReadAheadOf); updated by concurrent reads.
+  std::atomic<uint64_t> next_read{0};  // The end of the last read.
+  std::atomic<uint64_t> ahead_to{0};   // Chunks before this are queued already.
 };
 
 struct Vfs::OpenDirectory {
@@ -84,7 +91,16 @@ VfsOptions Checked(VfsOptions options) {
 
 Vfs::Vfs(store::Store* store, VfsOptions options)
     : store_(store), options_(Checked(options)) {
-  if (options_.snapfs_dir && !options_.read_only) snap_ = std::make_unique<SnapshotDir>(store);
+  if (options_.read_ahead_bytes > 0) {
+    read_ahead_ = options_.read_ahead;
+    if (read_ahead_ == nullptr) {
+      own_read_ahead_ = std::make_unique<ReadAhead>(&store_->chunks(),
+                                                    std::max(2u, std::thread::hardware_concurrency()));
+      read_ahead_ = own_read_ahead_.get();
+    }
+  }
+  if (options_.snapfs_dir && !options_.read_only)
+    snap_ = std::make_unique<SnapshotDir>(store, read_ahead_);
 }
 
 bool Vfs::IsSnapfs(Ino ino) const { return snap_ && SnapshotDir::IsVirtual(ino); }
@@ -393,7 +409,7 @@ class MultiLock {
   }
 
  private:
-  std::vector<std::unique_lock<std::mutex>> locks_;
+  std::vector<std::unique_lock<std::shared_mutex>> locks_;
 };
 }  // namespace
 
@@ -667,8 +683,9 @@ Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) 
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
   Inode& inode = *of->inode;
-  std::lock_guard ilock(inode.mu);
+  std::shared_lock ilock(inode.mu);
   if (!inode.content) return Status::Invalid("not a regular file");
+  if (read_ahead_ != nullptr) ReadAheadOf(*of, offset, offset + len);
   Result<size_t> n = inode.content->Read(offset, len, out);
   if (n.ok()) return n;
   Status st = n.status();
@@ -681,6 +698,44 @@ Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) 
              options_.at == store::kLatest ? "" : (", at g" + std::to_string(options_.at)).c_str(),
              static_cast<unsigned long long>(offset), st.ToString().c_str());
   return st;
+}
+
+void Vfs::ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end) {
+  const store::FileContent& content = *of.inode->content;
+  const std::vector<store::Extent>& extents = content.extents();
+  auto first_after = [&](uint64_t off) {
+    return std::upper_bound(extents.begin(), extents.end(), off,
+                            [](uint64_t o, const store::Extent& e) { return o < e.end(); });
+  };
+  end = std::min(end, content.size());
+  if (offset >= end) return;
+  // A read near where the last one ended continues a sequential pass: queue
+  // the chunks of the next read_ahead_bytes that are not queued yet. (The
+  // kernel may send a pass's reads slightly out of order.)
+  const uint64_t window = options_.read_ahead_bytes;
+  const uint64_t prev = of.next_read.exchange(end, std::memory_order_relaxed);
+  if (offset <= prev + window && prev <= offset + window) {
+    uint64_t from = of.ahead_to.load(std::memory_order_relaxed);
+    const uint64_t to = end + window;
+    if (from < end || from > to) from = end;  // Behind the reader, or it went back.
+    std::vector<store::ChunkId> ahead;
+    uint64_t last = from;
+    for (auto it = first_after(from); it != extents.end() && it->offset < to; ++it) {
+      ahead.push_back(it->id);
+      last = it->end();
+    }
+    if (!ahead.empty()) {
+      uint64_t cur = of.ahead_to.load(std::memory_order_relaxed);
+      while (cur < last && !of.ahead_to.compare_exchange_weak(cur, last)) {
+      }
+      read_ahead_->Prefetch(ahead);
+    }
+  }
+  // The chunks this read needs: fetched here unless a prefetch already is.
+  std::vector<store::ChunkId> needed;
+  for (auto it = first_after(offset); it != extents.end() && it->offset < end; ++it)
+    needed.push_back(it->id);
+  read_ahead_->Claim(needed);
 }
 
 Result<size_t> Vfs::Write(FileHandle fh, uint64_t offset, const char* data, size_t len) {

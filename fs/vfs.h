@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -96,6 +97,8 @@ inline constexpr unsigned kRenameExchange = 2;
 
 using FileHandle = uint64_t;
 
+class ReadAhead;
+
 struct VfsOptions {
   Generation at = store::kLatest;  // Which tree to show.
   bool read_only = false;          // Forced to true when `at` is not kLatest.
@@ -103,6 +106,13 @@ struct VfsOptions {
   // Serve the hidden .snapfs folder in the root (fs/snapshot_dir.h): only
   // for the live view.
   bool snapfs_dir = false;
+  // Decode the chunks ahead of a sequential reader on background threads
+  // (fs/read_ahead.h): this many bytes past each read. 0: off.
+  uint64_t read_ahead_bytes = 4u << 20;
+  // The prefetch threads to use (not owned; must outlive the Vfs), e.g. the
+  // live view's for the views of its .snapfs folder. Null: the Vfs starts its
+  // own (two threads, or one per core), when a sequential read first needs them.
+  ReadAhead* read_ahead = nullptr;
 };
 
 class SnapshotDir;
@@ -144,6 +154,7 @@ class Vfs {
   };
   Result<Created> Create(Ino parent, std::string_view name, uint32_t mode, int flags,
                          const Caller& caller);
+  // Reads of one file run concurrently with each other (not with its writes).
   Result<size_t> Read(FileHandle fh, uint64_t offset, size_t len, char* out);
   Result<size_t> Write(FileHandle fh, uint64_t offset, const char* data, size_t len);
   // close(2) of one descriptor: commits the file's new content, if any.
@@ -203,8 +214,15 @@ class Vfs {
   bool IsSnapfsHandle(FileHandle fh) const;
   bool IsSnapfsName(Ino parent, std::string_view name) const;
 
+  // Queues the chunks past [offset, end) that a sequential reader of `of`
+  // will want next (inode.mu held, shared or not).
+  void ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end);
+
   store::Store* const store_;
   const VfsOptions options_;
+  // Before snap_: its views use it, so it must outlive them.
+  std::unique_ptr<ReadAhead> own_read_ahead_;
+  ReadAhead* read_ahead_ = nullptr;  // options_.read_ahead or own_read_ahead_.
   std::unique_ptr<SnapshotDir> snap_;
   std::mutex ns_mu_;  // Serializes namespace changes (create, unlink, rename, ...).
   mutable std::mutex table_mu_;

@@ -309,6 +309,70 @@ TEST_F(VfsTest, OpenOfADirectoryFailsWithIsDir) {
   EXPECT_CODE(vfs_->Open(d.ino, O_RDONLY), Code::kIsDir);
 }
 
+// --- Parallel reads and read-ahead ------------------------------------------
+
+// The kernel sends several reads of one file at once, in any order; with
+// read-ahead decoding the chunks after each one on other threads.
+TEST_F(VfsTest, ParallelReadsOfOneHandleReturnTheFilesBytes) {
+  const std::string data = SeededBytes(12 << 20, 21);  // ~190 chunks.
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", data));
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());  // Every chunk from the packs.
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_RDONLY));
+  constexpr size_t kPiece = 128 << 10;
+  constexpr int kThreads = 4;
+  const size_t pieces = (data.size() + kPiece - 1) / kPiece;
+  std::string got(data.size(), 'x');
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Thread t reads pieces t, t + kThreads, ...: a sequential pass split
+      // over threads; the last thread goes backwards.
+      for (size_t k = 0; k < pieces; ++k) {
+        const size_t i = t == kThreads - 1 ? pieces - 1 - k : k;
+        if (static_cast<int>(i % kThreads) != t) continue;
+        const size_t at = i * kPiece;
+        Result<size_t> n = vfs_->Read(fh, at, kPiece, got.data() + at);
+        if (!n.ok() || *n != std::min(kPiece, data.size() - at)) failures++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(got == data);
+  ASSERT_OK(vfs_->Release(fh));
+}
+
+// Chunks queued for read-ahead are the old content once a write lands: the
+// next read must show the write, before and after it is committed.
+TEST_F(VfsTest, ReadAfterAWriteShowsItWhileReadAheadHoldsTheOldChunks) {
+  std::string model = SeededBytes(8 << 20, 22);
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", model));
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+  ASSERT_OK_AND_ASSIGN(FileHandle r, vfs_->Open(ino, O_RDONLY));
+  ASSERT_OK_AND_ASSIGN(FileHandle w, vfs_->Open(ino, O_RDWR));
+  constexpr size_t kPiece = 128 << 10;
+  std::string buf(kPiece, '\0');
+  // A sequential start: read-ahead queues the chunks of the next 4 MiB.
+  ASSERT_OK_AND_ASSIGN(size_t n, vfs_->Read(r, 0, kPiece, buf.data()));
+  ASSERT_EQ(n, kPiece);
+  EXPECT_TRUE(buf == model.substr(0, kPiece));
+  const std::string fresh = SeededBytes(300'000, 23);
+  ASSERT_OK(vfs_->Write(w, kPiece + 1000, fresh.data(), fresh.size()));
+  model.replace(kPiece + 1000, fresh.size(), fresh);
+  ASSERT_OK_AND_ASSIGN(n, vfs_->Read(r, kPiece, kPiece, buf.data()));
+  ASSERT_EQ(n, kPiece);
+  EXPECT_TRUE(buf == model.substr(kPiece, kPiece));
+  ASSERT_OK(vfs_->Flush(w));  // New chunks and extents.
+  ASSERT_OK_AND_ASSIGN(n, vfs_->Read(r, 2 * kPiece, kPiece, buf.data()));
+  ASSERT_EQ(n, kPiece);
+  EXPECT_TRUE(buf == model.substr(2 * kPiece, kPiece));
+  ASSERT_OK_AND_ASSIGN(std::string all, ReadHandle(*vfs_, r));
+  EXPECT_TRUE(all == model);
+  ASSERT_OK(vfs_->Release(w));
+  ASSERT_OK(vfs_->Release(r));
+}
+
 // --- Generations and history -------------------------------------------------
 
 TEST_F(VfsTest, EveryNamespaceChangeMakesExactlyOneGeneration) {
