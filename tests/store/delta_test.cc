@@ -169,8 +169,6 @@ TEST_F(DeltaTest, LaterDaysOfADumpCostAFractionOfTheFirstAndEveryDayReadsBack) {
   EXPECT_LT(stored[1] * 5, stored[0]) << stored[0] << " then " << stored[1];
   EXPECT_LT(stored[2] * 5, stored[0]) << stored[0] << " then " << stored[2];
   EXPECT_GT(chunks().counters().chunks_delta.load(), 0u);
-  std::cerr << "stored per day: " << stored[0] << " " << stored[1] << " " << stored[2]
-            << "; delta chunks " << chunks().counters().chunks_delta.load() << "\n";
   // Depth one: no base is a delta.
   const std::map<ChunkId, ChunkId> deltas = DeltasOf("dump.sql");
   EXPECT_FALSE(deltas.empty());
@@ -239,6 +237,36 @@ TEST_F(DeltaTest, ADamagedBaseFailsTheChunksStoredAgainstItAndCheckNamesThem) {
     for (const ChunkId& id : dependents) EXPECT_TRUE(listed.count(id)) << id.Hex();
   }
   EXPECT_TRUE(day2_listed);
+}
+
+// The quick check reads no chunk: a base lost with its pack still makes its
+// deltas damaged, so their versions are in the blast radius.
+TEST_F(DeltaTest, QuickCheckCountsTheDeltasOfALostBaseAsDamaged) {
+  Dump("dump.sql", DumpText(kDumpBytes, 1));
+  EndState();
+  ASSERT_NO_FATAL_FAILURE(Reopen());  // Day 2 goes to a new pack.
+  Dump("dump.sql", DumpText(kDumpBytes, 2));
+  const std::map<ChunkId, ChunkId> deltas = DeltasOf("dump.sql");
+  ASSERT_FALSE(deltas.empty());
+  ASSERT_OK_AND_ASSIGN(std::optional<ChunkLocation> base, chunks().Locate(deltas.begin()->second));
+  ASSERT_TRUE(base.has_value());
+  const uint32_t lost = base->pack;
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_EQ(::truncate(PackPath(packs_, lost).c_str(), 16), 0);  // Only the pack header left.
+  CheckOptions quick;
+  quick.quick = true;
+  ASSERT_OK_AND_ASSIGN(CheckReport report, CheckStore(*store_, quick));
+  std::map<ChunkId, std::string> damaged;
+  for (const DamagedChunk& d : report.damaged) damaged[d.id] = d.reason;
+  int dependents = 0;
+  for (const auto& [id, b] : deltas) {
+    ASSERT_OK_AND_ASSIGN(std::optional<ChunkLocation> bl, chunks().Locate(b));
+    if (!bl || bl->pack != lost) continue;
+    ++dependents;
+    ASSERT_TRUE(damaged.count(id)) << id.Hex();
+    EXPECT_NE(damaged[id].find("base chunk " + b.Hex()), std::string::npos) << damaged[id];
+  }
+  EXPECT_GT(dependents, 0);
 }
 
 TEST_F(DeltaTest, DroppingDayOneAndCollectingGarbageKeepsTheBasesOfLaterDays) {
