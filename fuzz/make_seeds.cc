@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   auto tagged = [](char tag, const std::string& value) { return std::string(1, tag) + value; };
   Write(dir + "/records",
         {tagged(0, EncodeChunkLocation({Codec::kZstd, 65536, 1200, 3, 4096})),
+         tagged(0, EncodeChunkLocation({Codec::kZstdDelta, 65536, 300, 3, 8192, IdOf(4)})),
          tagged(1, EncodeInodeRecord(file)), tagged(1, EncodeInodeRecord(link)),
          tagged(2, EncodeDirentRecord({5, 8})), tagged(2, EncodeDirentRecord({0, 0})),
          tagged(3, EncodeLogRecord(rename)), tagged(3, EncodeLogRecord(write)),
@@ -77,6 +78,24 @@ int main(int argc, char** argv) {
   std::vector<std::string> codec_seeds;
   if (EncodeChunk(text, 3, &codec, &frame).ok())
     codec_seeds.push_back(std::string(1, static_cast<char>(codec)) + Be(text.size(), 4) + frame);
+  // Codec 2: a base (a prefix of the text), then a delta frame of an edited
+  // copy of it; the first byte's high six bits k split the input after the
+  // length at size * k / 64, so look for a base length where that is exact.
+  bool delta_seed = false;
+  for (size_t len = 1000; len <= text.size() && !delta_seed; ++len) {
+    const std::string base = text.substr(0, len);
+    std::string edited = base;
+    edited[len / 2] = '!';
+    if (!EncodeChunk(edited, 3, base, 1.0, &codec, &frame).ok() || codec != Codec::kZstdDelta)
+      continue;
+    const size_t rest = base.size() + frame.size();
+    for (size_t k = 1; k < 64 && !delta_seed; ++k) {
+      if (rest * k / 64 != base.size()) continue;
+      codec_seeds.push_back(std::string(1, static_cast<char>(k << 2 | 2)) + Be(edited.size(), 4) +
+                            base + frame);
+      delta_seed = true;
+    }
+  }
   codec_seeds.push_back(std::string(1, '\0') + Be(5, 4) + "hello");
   codec_seeds.push_back(std::string(1, '\1') + Be(0, 4));
   Write(dir + "/codec", codec_seeds);

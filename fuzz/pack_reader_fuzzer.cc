@@ -55,6 +55,7 @@ void ArbitraryPack(FuzzedDataProvider& in) {
   loc.offset = in.ConsumeBool() ? in.ConsumeIntegral<uint64_t>()
                                 : in.ConsumeIntegralInRange<uint64_t>(0, 4096);
   const ChunkId id = ConsumeId(in);
+  if (loc.codec == Codec::kZstdDelta) loc.base = ConsumeId(in);
   WriteFile(PackPath(g_dir, 1), in.ConsumeRemainingBytesAsString());
   PackReader reader(g_dir);
   Result<std::string> got = reader.Read(id, loc);
@@ -83,8 +84,9 @@ void DamagedRealPack(FuzzedDataProvider& in) {
       w.id = ConsumeId(in);
       const Codec codec = static_cast<Codec>(in.ConsumeIntegralInRange<uint8_t>(0, 2));
       const uint32_t raw_len = in.ConsumeIntegral<uint32_t>();
+      const ChunkId base = codec == Codec::kZstdDelta ? ConsumeId(in) : ChunkId{};
       w.payload = in.ConsumeRandomLengthString(1024);
-      auto loc = (*writer)->Append(w.id, codec, raw_len, w.payload);
+      auto loc = (*writer)->Append(w.id, codec, raw_len, w.payload, base);
       FUZZ_CHECK(loc.ok());
       w.loc = *loc;
       written.push_back(std::move(w));
@@ -105,7 +107,8 @@ void DamagedRealPack(FuzzedDataProvider& in) {
 
   PackReader reader(g_dir);
   for (const Written& w : written) {
-    const uint64_t begin = w.loc.offset, end = begin + kRecordHeaderSize + w.payload.size();
+    const uint64_t begin = w.loc.offset;
+    const uint64_t end = begin + RecordHeaderSize(w.loc.codec) + w.payload.size();
     const bool touched = (flipped >= begin && flipped < end) || keep < end;
     Result<std::string> got = reader.Read(w.id, w.loc);
     if (touched) {
@@ -120,6 +123,12 @@ void DamagedRealPack(FuzzedDataProvider& in) {
     ChunkId other = w.id;
     other.bytes[0] ^= 1;
     FUZZ_CHECK(reader.Read(other, w.loc).status().code() == snapfs::Code::kCorruption);
+    // So is an index entry naming another base.
+    if (w.loc.codec == Codec::kZstdDelta) {
+      ChunkLocation moved = w.loc;
+      moved.base.bytes[15] ^= 1;
+      FUZZ_CHECK(reader.Read(w.id, moved).status().code() == snapfs::Code::kCorruption);
+    }
   }
 }
 

@@ -59,10 +59,15 @@ class Checker {
     SNAPFS_RETURN_IF_ERROR(CheckStates());
     SNAPFS_RETURN_IF_ERROR(LoadIndex());
     SNAPFS_RETURN_IF_ERROR(CheckPacks());
+    CheckBases();
     if (!options_.quick) SNAPFS_RETURN_IF_ERROR(VerifyChunks());
     SNAPFS_RETURN_IF_ERROR(CheckInodes());
     SNAPFS_RETURN_IF_ERROR(CheckDirents());
     SNAPFS_RETURN_IF_ERROR(CheckExtents());
+    // A referenced delta's base is in use too (GC keeps it).
+    for (const IndexEntry& e : index_)
+      if (e.referenced && e.readable && e.loc.codec == Codec::kZstdDelta)
+        if (IndexEntry* base = FindChunk(e.loc.base)) base->referenced = true;
     for (const IndexEntry& e : index_)
       if (!e.referenced) report_.unreferenced_chunks++;
     Finish();
@@ -195,7 +200,7 @@ class Checker {
           Result<ChunkLocation> loc = DecodeChunkLocation(value, key);
           if (loc.ok()) {
             e.loc = *loc;
-            progress_.bytes_total += loc->stored_len + kRecordHeaderSize;
+            progress_.bytes_total += loc->stored_len + RecordHeaderSize(loc->codec);
             report_.stored_bytes += loc->stored_len;
             report_.raw_bytes += loc->raw_len;
           } else {
@@ -238,28 +243,56 @@ class Checker {
         }
       }
       if (!it->second) Damage(&e, pack_errors_[e.loc.pack]);
-      else if (e.loc.offset + kRecordHeaderSize + e.loc.stored_len > *it->second)
+      else if (e.loc.offset + RecordHeaderSize(e.loc.codec) + e.loc.stored_len > *it->second)
         Damage(&e, "pack is truncated");
     }
     return Status::Ok();
   }
 
-  // Reads every chunk in pack order (sequential I/O) and verifies it.
+  static bool IsDelta(const IndexEntry& e) {
+    return e.readable && e.loc.codec == Codec::kZstdDelta;
+  }
+
+  // Invariant 8: a delta's base is indexed and not a delta. A delta whose
+  // base is damaged is damaged too: it cannot be decoded, so every version
+  // using it is in the blast radius.
+  void CheckBases() {
+    for (IndexEntry& e : index_) {
+      if (!IsDelta(e) || e.damaged) continue;
+      const IndexEntry* base = FindChunk(e.loc.base);
+      const std::string what = "base chunk " + e.loc.base.Hex();
+      if (base == nullptr) Damage(&e, what + " has no index entry");
+      else if (IsDelta(*base)) Damage(&e, what + " is itself a delta");
+      else if (base->damaged) Damage(&e, what + " is damaged");
+    }
+  }
+
+  // Reads every chunk in pack order (sequential I/O) and verifies it; the
+  // deltas last, so a base found damaged here is known before its dependents.
   Status VerifyChunks() {
     StartPhase("chunks");
     std::vector<IndexEntry*> order;
     for (IndexEntry& e : index_)
       if (e.readable && !e.damaged) order.push_back(&e);
     std::sort(order.begin(), order.end(), [](const IndexEntry* a, const IndexEntry* b) {
-      return std::tie(a->loc.pack, a->loc.offset) < std::tie(b->loc.pack, b->loc.offset);
+      return std::make_tuple(IsDelta(*a), a->loc.pack, a->loc.offset) <
+             std::make_tuple(IsDelta(*b), b->loc.pack, b->loc.offset);
     });
     uint64_t since = 0;
     for (IndexEntry* e : order) {
+      if (IsDelta(*e)) {
+        const IndexEntry* base = FindChunk(e->loc.base);
+        if (base != nullptr && base->damaged) {
+          Damage(e, "base chunk " + e->loc.base.Hex() + " is damaged");
+          progress_.chunks_done++;
+          continue;
+        }
+      }
       Result<ChunkBytes> bytes = store_.chunks().ReadVerified(e->id, e->loc);
       if (!bytes.ok()) Damage(e, Reason(e->id, bytes.status().message()));
       else report_.chunks_verified++;
       progress_.chunks_done++;
-      const uint64_t n = e->loc.stored_len + kRecordHeaderSize;
+      const uint64_t n = e->loc.stored_len + RecordHeaderSize(e->loc.codec);
       progress_.bytes_done += n;
       since += n;
       if (since >= kProgressBytes) {

@@ -16,9 +16,11 @@
 //
 // Adding a check: a new pass or a new test inside one, reporting through
 // CheckReport::problems (metadata) or damaged (chunks); the blast radius
-// follows any chunk put in `damaged`. A new codec (2: zstd with a base
-// chunk) is verified through ChunkStore::ReadVerified like the others; a
-// check that its base chunk is indexed belongs in the chunk pass.
+// follows any chunk put in `damaged`. A delta (codec 2: zstd with a base
+// chunk) is damaged when its base has no index entry, is itself a delta, or
+// is damaged, so the blast radius of a damaged base includes every file
+// version using a chunk stored against it; otherwise it is verified through
+// ChunkStore::ReadVerified like the others (after all non-deltas).
 //
 // Generations are read as of the store's open (or last CatchUp()): a check
 // of a mounted store sees the daemon's commits up to then.

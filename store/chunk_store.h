@@ -9,6 +9,14 @@
 // (AddIndexEntries), after the packs were synced: the index never names bytes
 // a crash could lose.
 //
+// Deltas: a Put() may name a base hint, typically the chunk the same file
+// offset held before. The worker then compresses the chunk against that
+// chunk (or, if the hint is itself a delta, against the hint's base: a base
+// is never a delta, so a read costs at most two decodes), if the base is
+// indexed, and keeps the delta when it is smaller (codec.h). From the moment
+// a base is chosen it is protected from GC exactly as long as the chunk
+// that uses it is (docs/design.md, "Garbage collection").
+//
 // Thread-safety: every method is safe to call from any thread.
 #pragma once
 
@@ -56,6 +64,7 @@ struct ChunkCounters {
   std::atomic<uint64_t> chunks_dup{0};      // Puts of a chunk already stored or queued.
   std::atomic<uint64_t> raw_bytes_new{0};   // Raw bytes of new chunks.
   std::atomic<uint64_t> stored_bytes{0};    // Compressed bytes appended to packs.
+  std::atomic<uint64_t> chunks_delta{0};    // Chunks stored against a base chunk.
   std::atomic<uint64_t> corrupt_reads{0};   // Reads that failed verification.
 };
 
@@ -79,8 +88,12 @@ class ChunkStore {
   // index already (costs one index lookup, never a chunk read). Blocks while
   // the queue is over max_queued_bytes. With `hold`, the chunk is also held
   // (counted) until Release(): content not yet committed references it, so
-  // GC must not delete it (docs/design.md, "Garbage collection").
-  Result<PutResult> Put(const ChunkId& id, ChunkBytes raw, bool hold = false);
+  // GC must not delete it (docs/design.md, "Garbage collection"); a held
+  // delta holds its base too. `base_hint`: a chunk whose bytes are likely
+  // similar (the chunk the same file offset held before), used only if the
+  // chunk is new and the hint is indexed when the worker compresses it.
+  Result<PutResult> Put(const ChunkId& id, ChunkBytes raw, bool hold = false,
+                        std::optional<ChunkId> base_hint = std::nullopt);
   // Drops one hold on each of `ids` (after their version was committed, or
   // when the content is dropped).
   void Release(std::span<const ChunkId> ids);
@@ -100,12 +113,15 @@ class ChunkStore {
   void MarkIndexed(std::span<const ChunkId> ids);
 
   // The raw bytes of chunk `id`: from memory if queued, else from the cache or
-  // its pack. NotFound if the index has no entry; Corruption (naming the
-  // chunk) if the record fails any check.
+  // its pack (a delta: decoded against its base, fetched the same way but
+  // not cached). NotFound if the index has no entry; Corruption (naming the
+  // chunk) if the record fails any check, and for a delta whose base is
+  // missing, itself a delta, or damaged (naming the base too).
   Result<ChunkBytes> Get(const ChunkId& id);
   // Reads the record at `loc` from its pack and verifies it (header, payload
   // hash, decoding, raw length, hash of the raw bytes == id), bypassing and
-  // never filling the cache: for checks. Corruption names the chunk.
+  // never filling the cache: for checks. A delta's base is fetched as by
+  // Get(). Corruption names the chunk.
   Result<ChunkBytes> ReadVerified(const ChunkId& id, const ChunkLocation& loc);
   // The index entry, or nullopt.
   Result<std::optional<ChunkLocation>> Locate(const ChunkId& id);
@@ -148,15 +164,30 @@ class ChunkStore {
  private:
   struct Pending {
     ChunkBytes raw;          // Dropped once stored.
+    std::optional<ChunkId> hint;  // Put()'s base hint; immutable.
+    std::optional<ChunkId> base;  // mu_: the base chosen (counted in base_refs_).
     std::optional<ChunkLocation> loc;
     Status error;            // Last failed append.
     bool busy = false;       // A worker or a waiter is appending it.
   };
   using PendingPtr = std::shared_ptr<Pending>;
+  struct Hold {
+    uint32_t n = 0;
+    std::vector<ChunkId> bases;  // Each held once for as long as n > 0 (one, nearly always).
+  };
 
   void WorkerLoop();
   // Compresses and appends; returns the outcome. Called without mu_ held.
-  Status Store(const ChunkId& id, const ChunkBytes& raw, ChunkLocation* loc);
+  Status Store(const ChunkId& id, const PendingPtr& p, const ChunkBytes& raw, ChunkLocation* loc);
+  // The base p's chunk is compressed against, and its bytes; nullopt if the
+  // hint is not indexed (or unreadable). Records and protects the base.
+  // *aged: the hint is itself a delta, so the base is older than the hint.
+  std::optional<ChunkId> ChooseBase(const ChunkId& id, const PendingPtr& p, ChunkBytes* bytes,
+                                    bool* aged);
+  void SetBaseLocked(const PendingPtr& p, std::optional<ChunkId> base);  // mu_ held.
+  // Get(), or with `base_of`: the base of that delta (never itself a delta;
+  // not cached; errors name both).
+  Result<ChunkBytes> Fetch(const ChunkId& id, const ChunkId* base_of);
   void CacheInsert(const ChunkId& id, const ChunkBytes& bytes);
   ChunkBytes CacheLookup(const ChunkId& id);
 
@@ -184,9 +215,14 @@ class ChunkStore {
   std::shared_mutex fence_mu_;
   bool gc_epoch_ = false;                                   // mu_
   std::unordered_set<ChunkId, ChunkIdHash> protected_;      // mu_: this epoch's.
-  std::unordered_map<ChunkId, uint32_t, ChunkIdHash> holds_;  // mu_
+  std::unordered_map<ChunkId, Hold, ChunkIdHash> holds_;    // mu_
+  // Bases chosen for pending chunks, with the number of such chunks (mu_):
+  // never swept while a chunk that will name them is not yet indexed.
+  std::unordered_map<ChunkId, uint32_t, ChunkIdHash> base_refs_;
   std::function<Status()> catch_up_;
-  void ProtectLocked(const ChunkId& id, bool hold);         // mu_ held.
+  // Protects (and with `hold`, holds) `id` and its base, if known. mu_ held.
+  void ProtectLocked(const ChunkId& id, bool hold, const std::optional<ChunkId>& base);
+  void ReleaseLocked(const ChunkId& id);                    // mu_ held.
 
   std::mutex cache_mu_;
   std::list<std::pair<ChunkId, ChunkBytes>> lru_;

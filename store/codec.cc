@@ -2,6 +2,7 @@
 
 #include <zstd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -29,7 +30,36 @@ ZSTD_DCtx* ThreadDCtx() {
 
 Status Corrupt(const std::string& why) { return Status::Corruption("chunk data: " + why); }
 
-Status DecodeZstd(std::string_view stored, uint32_t raw_len, std::string* out) {
+// Forgets any prefix and parameter a context may still hold (a delta that
+// failed half-way), so the next frame starts clean.
+void Reset(ZSTD_CCtx* cctx) { ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters); }
+void Reset(ZSTD_DCtx* dctx) { ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters); }
+
+// One frame of `raw`, against `base` as a prefix if it is not empty.
+Status Compress(std::string_view raw, int level, std::string_view base, std::string* frame) {
+  ZSTD_CCtx* cctx = ThreadCCtx();
+  if (cctx == nullptr) return Status::Io("zstd: cannot allocate a compression context");
+  frame->resize(ZSTD_compressBound(raw.size()));
+  size_t n;
+  if (base.empty()) {
+    n = ZSTD_compressCCtx(cctx, frame->data(), frame->size(), raw.data(), raw.size(), level);
+  } else {
+    // The same frame format as ZSTD_compressCCtx: content size recorded, no
+    // checksum (both are ZSTD_compress2's defaults after a reset).
+    Reset(cctx);
+    n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(n)) n = ZSTD_CCtx_refPrefix(cctx, base.data(), base.size());
+    if (!ZSTD_isError(n))
+      n = ZSTD_compress2(cctx, frame->data(), frame->size(), raw.data(), raw.size());
+    Reset(cctx);
+  }
+  if (ZSTD_isError(n)) return Status::Io(std::string("zstd: ") + ZSTD_getErrorName(n));
+  frame->resize(n);
+  return Status::Ok();
+}
+
+Status DecodeZstd(std::string_view stored, uint32_t raw_len, std::string_view base,
+                  std::string* out) {
   // Check the header (and that `stored` is exactly one whole frame) before
   // allocating raw_len bytes, so a damaged length does not cost memory.
   const unsigned long long content_size = ZSTD_getFrameContentSize(stored.data(), stored.size());
@@ -60,8 +90,18 @@ Status DecodeZstd(std::string_view stored, uint32_t raw_len, std::string* out) {
   ZSTD_DCtx* dctx = ThreadDCtx();
   if (dctx == nullptr) return Status::Io("zstd: cannot allocate a decompression context");
   out->resize(raw_len);
-  const size_t n =
-      ZSTD_decompressDCtx(dctx, out->data(), out->size(), stored.data(), stored.size());
+  size_t n;
+  if (base.empty()) {
+    n = ZSTD_decompressDCtx(dctx, out->data(), out->size(), stored.data(), stored.size());
+  } else {
+    // A match that reaches before the prefix, or a window larger than the
+    // decoder allows, is an error from zstd, not a read out of bounds.
+    Reset(dctx);
+    n = ZSTD_DCtx_refPrefix(dctx, base.data(), base.size());
+    if (!ZSTD_isError(n))
+      n = ZSTD_decompressDCtx(dctx, out->data(), out->size(), stored.data(), stored.size());
+    Reset(dctx);
+  }
   if (ZSTD_isError(n)) {
     out->clear();
     return Corrupt(std::string("zstd: ") + ZSTD_getErrorName(n));
@@ -76,21 +116,31 @@ Status DecodeZstd(std::string_view stored, uint32_t raw_len, std::string* out) {
 
 }  // namespace
 
-Status EncodeChunk(std::string_view raw, int level, Codec* codec, std::string* out) {
+Status EncodeChunk(std::string_view raw, int level, std::string_view base, double max_delta_share,
+                   Codec* codec, std::string* out) {
   if (level < kMinZstdLevel || level > kMaxZstdLevel) {
     return Status::Invalid("zstd level " + std::to_string(level) + " is outside [" +
                            std::to_string(kMinZstdLevel) + ", " + std::to_string(kMaxZstdLevel) +
                            "]");
   }
-  ZSTD_CCtx* cctx = ThreadCCtx();
-  if (cctx == nullptr) return Status::Io("zstd: cannot allocate a compression context");
-
-  std::string frame(ZSTD_compressBound(raw.size()), '\0');
-  const size_t n =
-      ZSTD_compressCCtx(cctx, frame.data(), frame.size(), raw.data(), raw.size(), level);
-  if (ZSTD_isError(n)) return Status::Io(std::string("zstd: ") + ZSTD_getErrorName(n));
-  if (n < raw.size()) {
-    frame.resize(n);
+  std::string delta;
+  if (!base.empty()) {
+    SNAPFS_RETURN_IF_ERROR(Compress(raw, level, base, &delta));
+    // Clearly worth it: keep it without making the plain frame (codec.h).
+    if (static_cast<double>(delta.size()) <= max_delta_share * static_cast<double>(raw.size() / 8)) {
+      *out = std::move(delta);
+      *codec = Codec::kZstdDelta;
+      return Status::Ok();
+    }
+  }
+  std::string frame;
+  SNAPFS_RETURN_IF_ERROR(Compress(raw, level, std::string_view(), &frame));
+  const size_t plain = std::min(frame.size(), raw.size());
+  if (!base.empty() &&
+      static_cast<double>(delta.size()) < max_delta_share * static_cast<double>(plain)) {
+    *out = std::move(delta);
+    *codec = Codec::kZstdDelta;
+  } else if (frame.size() < raw.size()) {
     *out = std::move(frame);
     *codec = Codec::kZstd;
   } else {
@@ -100,7 +150,8 @@ Status EncodeChunk(std::string_view raw, int level, Codec* codec, std::string* o
   return Status::Ok();
 }
 
-Status DecodeChunk(Codec codec, std::string_view stored, uint32_t raw_len, std::string* out) {
+Status DecodeChunk(Codec codec, std::string_view stored, uint32_t raw_len, std::string_view base,
+                   std::string* out) {
   out->clear();
   switch (codec) {
     case Codec::kRaw:
@@ -111,9 +162,10 @@ Status DecodeChunk(Codec codec, std::string_view stored, uint32_t raw_len, std::
       out->assign(stored);
       return Status::Ok();
     case Codec::kZstd:
-      return DecodeZstd(stored, raw_len, out);
+      return DecodeZstd(stored, raw_len, std::string_view(), out);
     case Codec::kZstdDelta:
-      return Corrupt("codec zstd-delta is not implemented");
+      if (base.empty()) return Corrupt("a zstd-delta chunk needs its base chunk");
+      return DecodeZstd(stored, raw_len, base, out);
   }
   return Corrupt("unknown codec " + std::to_string(static_cast<int>(codec)));
 }

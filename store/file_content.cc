@@ -82,6 +82,15 @@ size_t FileContent::FirstExtentEndingAfter(uint64_t offset) const {
   return static_cast<size_t>(it - extents_.begin());
 }
 
+std::optional<ChunkId> FileContent::BaseHint(uint64_t offset) const {
+  for (const std::vector<Extent>* list : {&extents_, &truncated_}) {
+    auto it = std::upper_bound(list->begin(), list->end(), offset,
+                               [](uint64_t off, const Extent& e) { return off < e.end(); });
+    if (it != list->end() && it->offset <= offset) return it->id;
+  }
+  return std::nullopt;
+}
+
 Status FileContent::ReadBase(uint64_t from, uint64_t to, char* out) {
   std::memset(out, 0, to - from);
   for (size_t i = FirstExtentEndingAfter(from); i < extents_.size() && extents_[i].offset < to;
@@ -250,7 +259,11 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
     auto raw = std::make_shared<const std::string>(buf + pos, cut);
     ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw->data()), raw->size());
     const bool hold = !held_.count(id);
-    SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put, chunks_->Put(id, raw, hold));
+    // extents_ still holds the chunks [s, t) replaces. The middle of the
+    // chunk finds the old chunk with the same rows even when the rows before
+    // got shorter (the start would find the chunk before it).
+    SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put,
+                            chunks_->Put(id, raw, hold, BaseHint(s + pos + cut / 2)));
     if (hold) held_.insert(id);
     if (put != ChunkStore::PutResult::kStored) unindexed_.insert(id);
     fresh.push_back(Extent{s + pos, static_cast<uint32_t>(cut), 0, id});
@@ -308,6 +321,8 @@ Status FileContent::Truncate(uint64_t size) {
     SNAPFS_ASSIGN_OR_RETURN(size_t n, Read(kept_at, kept.size(), kept.data()));
     (void)n;
   }
+  if (i < extents_.size())
+    truncated_.assign(extents_.begin() + static_cast<ptrdiff_t>(i), extents_.end());
   extents_.erase(extents_.begin() + static_cast<ptrdiff_t>(i), extents_.end());
   // Drop dirty bytes past the new end.
   auto it = overlay_.lower_bound(kept_at);

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -85,6 +86,10 @@ class FileContent {
   Status ReadBase(uint64_t from, uint64_t to, char* out);
   // Index of the first extent whose end is > offset.
   size_t FirstExtentEndingAfter(uint64_t offset) const;
+  // The chunk that held file offset `offset` before it was rewritten, as a
+  // base for compressing the new chunk there (ChunkStore::Put): the extent
+  // being replaced, or the one a truncate removed. nullopt if none.
+  std::optional<ChunkId> BaseHint(uint64_t offset) const;
 
   ChunkStore* const chunks_;
   const Chunker* const chunker_;
@@ -99,6 +104,12 @@ class FileContent {
   // Chunks put since the last commit, each held once in the ChunkStore so GC
   // cannot delete them before the version that references them is committed.
   std::unordered_set<ChunkId, ChunkIdHash> held_;
+  // The extents the last truncate removed: a dump rewritten in place (open
+  // with O_TRUNC, write it all again) finds yesterday's chunks here, though
+  // the truncate was committed before the first write. At most the size of
+  // the extent list before the truncate; gone with this object (the Vfs
+  // drops it at the last close).
+  std::vector<Extent> truncated_;
 };
 
 }  // namespace snapfs::store

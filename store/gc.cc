@@ -375,30 +375,33 @@ Result<GcStats> Store::CollectGarbage(const GcOptions& options) {
   }
 
   // Sweep candidates: index entries (as of the snapshot) of unmarked chunks.
-  // Entries made after the snapshot are never candidates.
+  // Entries made after the snapshot are never candidates. A live delta keeps
+  // its base live (its entry names it); bases are never deltas, so the bases
+  // of the marked deltas close the live set.
   std::map<uint32_t, std::vector<ChunkStore::Moved>> by_pack;  // Live entries per pack.
   std::vector<ChunkStore::Moved> dead;
   {
+    std::vector<ChunkStore::Moved> entries;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, cf_chunks_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       SNAPFS_ASSIGN_OR_RETURN(ChunkId id, keys::DecodeChunk(it->key().ToStringView()));
       SNAPFS_ASSIGN_OR_RETURN(ChunkLocation loc, DecodeChunkLocation(it->value().ToStringView(),
                                                                      it->key().ToStringView()));
-      // Codec 2 (zstd with a base chunk) is reserved: a chunk stored that way
-      // would keep its base alive, so mark would have to follow it here
-      // before anything is swept. No version writes it; refuse rather than
-      // guess.
-      if (static_cast<uint8_t>(loc.codec) == 2)
-        return Status::Invalid("gc: chunk " + id.Hex() +
-                               " uses codec 2 (base chunk), which this version cannot collect");
-      if (live.count(id)) {
-        stats.chunks_live++;
-        by_pack[loc.pack].push_back({id, loc, {}});
-      } else {
-        dead.push_back({id, loc, {}});
-      }
+      entries.push_back({id, loc, {}});
     }
     SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "gc: read chunk index"));
+    std::vector<ChunkId> bases;
+    for (const auto& m : entries)
+      if (m.from.codec == Codec::kZstdDelta && live.count(m.id)) bases.push_back(m.from.base);
+    live.insert(bases.begin(), bases.end());
+    for (auto& m : entries) {
+      if (live.count(m.id)) {
+        stats.chunks_live++;
+        by_pack[m.from.pack].push_back(m);
+      } else {
+        dead.push_back(m);
+      }
+    }
   }
   live.clear();
   for (size_t i = 0; i < dead.size(); i += kDeleteChunkBatch) {
@@ -422,7 +425,7 @@ Result<GcStats> Store::CollectGarbage(const GcOptions& options) {
     if (entries_it != by_pack.end() && !entries_it->second.empty()) {
       std::vector<ChunkStore::Moved>& entries = entries_it->second;
       uint64_t live_bytes = 0;
-      for (const auto& m : entries) live_bytes += kRecordHeaderSize + m.from.stored_len;
+      for (const auto& m : entries) live_bytes += RecordHeaderSize(m.from.codec) + m.from.stored_len;
       const uint64_t body = pack.size > kPackHeaderSize ? pack.size - kPackHeaderSize : 0;
       if (static_cast<double>(live_bytes) >= options.rewrite_below * static_cast<double>(body))
         continue;

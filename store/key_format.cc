@@ -271,23 +271,42 @@ Result<uint64_t> DecodeHold(std::string_view key) {
 
 }  // namespace keys
 
+// Record version 2 is a delta's location: version 1 plus the base id. The
+// version follows from the codec, so each location has one encoding.
 std::string EncodeChunkLocation(const ChunkLocation& v) {
-  return Writer(22)
-      .U8(kRecordVersion).U8(static_cast<uint8_t>(v.codec)).U32(v.raw_len)
-      .U32(v.stored_len).U32(v.pack).U64(v.offset).Take();
+  const bool delta = v.codec == Codec::kZstdDelta;
+  Writer w(38);
+  w.U8(delta ? 2 : 1).U8(static_cast<uint8_t>(v.codec)).U32(v.raw_len)
+      .U32(v.stored_len).U32(v.pack).U64(v.offset);
+  if (delta) w.Bytes(std::string_view(reinterpret_cast<const char*>(v.base.bytes.data()), 16));
+  return w.Take();
 }
 
 Result<ChunkLocation> DecodeChunkLocation(std::string_view value, std::string_view key) {
-  SNAPFS_ASSIGN_OR_RETURN(Reader r, OpenValue(value, "chunk location", key));
+  Reader r(value);
+  const uint8_t rv = r.U8();
+  if (!r.ok()) return Bad("empty chunk location", key);
+  if (rv != 1 && rv != 2)
+    return Bad("chunk location has unknown record version " + std::to_string(rv), key);
   ChunkLocation v;
   uint8_t codec = r.U8();
   v.raw_len = r.U32();
   v.stored_len = r.U32();
   v.pack = r.U32();
   v.offset = r.U64();
+  if (rv == 2) {
+    std::string_view base = r.Bytes(16);
+    if (r.ok()) std::memcpy(v.base.bytes.data(), base.data(), 16);
+  }
   SNAPFS_RETURN_IF_ERROR(Finish(r, "chunk location", key));
   if (!ValidCodec(codec)) return Bad("chunk location with unknown codec", key);
   v.codec = static_cast<Codec>(codec);
+  // A delta without its base cannot be decoded; a base on another codec is
+  // something no writer emits.
+  if ((v.codec == Codec::kZstdDelta) != (rv == 2))
+    return Bad("chunk location: codec " + std::to_string(codec) + " in record version " +
+                   std::to_string(rv),
+               key);
   return v;
 }
 

@@ -51,12 +51,16 @@ inline constexpr const char* kCfTimes = "times";
 inline constexpr const char* kCfDirLog = "dirlog";
 inline constexpr const char* kCfDirSnaps = "dirsnaps";
 
+// Where a chunk's pack record is. Record version 1 for codecs 0 and 1;
+// version 2 (codec kZstdDelta only) adds the base chunk's id, so GC and
+// checks know a chunk's base without reading its pack.
 struct ChunkLocation {
   Codec codec = Codec::kRaw;
   uint32_t raw_len = 0;
   uint32_t stored_len = 0;
   uint32_t pack = 0;
   uint64_t offset = 0;
+  ChunkId base{};  // kZstdDelta: the chunk decoding needs (never itself a delta). Else zero.
   bool operator==(const ChunkLocation&) const = default;
 };
 

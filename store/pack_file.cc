@@ -170,21 +170,25 @@ Status PackWriter::StartPack(uint32_t number) {
 }
 
 Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_t raw_len,
-                                         std::string_view payload) {
-  uint8_t header[kRecordHeaderSize];
+                                         std::string_view payload, const ChunkId& base) {
+  const bool delta = codec == Codec::kZstdDelta;
+  const size_t extra = delta ? 16 : 0;  // The base id, after the codec byte.
+  uint8_t header[kDeltaRecordHeaderSize];
   PutU32(header, kRecordMagic);
   std::memcpy(header + 4, id.bytes.data(), 16);
   header[20] = static_cast<uint8_t>(codec);
-  PutU32(header + 21, raw_len);
-  PutU32(header + 25, static_cast<uint32_t>(payload.size()));
-  PutU64(header + 29, XXH3_64bits(header, kHashedHeader));
-  PutU64(header + 37, XXH3_64bits(payload.data(), payload.size()));
+  if (delta) std::memcpy(header + 21, base.bytes.data(), 16);
+  PutU32(header + 21 + extra, raw_len);
+  PutU32(header + 25 + extra, static_cast<uint32_t>(payload.size()));
+  PutU64(header + 29 + extra, XXH3_64bits(header, kHashedHeader + extra));
+  PutU64(header + 37 + extra, XXH3_64bits(payload.data(), payload.size()));
+  const size_t header_size = kRecordHeaderSize + extra;
 
   std::lock_guard lock(mu_);
   if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
   const std::string what = PackPath(dir_, pack_);
-  Status st = WriteAll(fd_, header, sizeof(header), end_, what);
-  if (st.ok()) st = WriteAll(fd_, payload.data(), payload.size(), end_ + sizeof(header), what);
+  Status st = WriteAll(fd_, header, header_size, end_, what);
+  if (st.ok()) st = WriteAll(fd_, payload.data(), payload.size(), end_ + header_size, what);
   if (!st.ok()) {
     // Cut off the partial record so the next append starts clean.
     if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) { /* reported by st */ }
@@ -192,8 +196,9 @@ Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_
   }
   if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
     unsynced_.push_back(fd_);
-  ChunkLocation loc{codec, raw_len, static_cast<uint32_t>(payload.size()), pack_, end_};
-  end_ += sizeof(header) + payload.size();
+  ChunkLocation loc{codec, raw_len, static_cast<uint32_t>(payload.size()), pack_, end_,
+                    delta ? base : ChunkId{}};
+  end_ += header_size + payload.size();
   return loc;
 }
 
@@ -282,19 +287,25 @@ Result<std::string> PackReader::Read(const ChunkId& id, const ChunkLocation& loc
   // The header first: the payload buffer is sized only once a record whose
   // header hash checks out agrees with the index, so a damaged index entry
   // cannot make us allocate and read up to 4 GiB.
-  uint8_t h[kRecordHeaderSize];
-  SNAPFS_RETURN_IF_ERROR(ReadAll(fd, h, sizeof(h), loc.offset, where));
-  if (GetU32(h) != kRecordMagic || GetU64(h + 29) != XXH3_64bits(h, kHashedHeader))
+  // Its size follows from the codec the index gives; a record whose codec
+  // byte disagrees fails the header hash or the comparison below.
+  const bool delta = loc.codec == Codec::kZstdDelta;
+  const size_t extra = delta ? 16 : 0;
+  uint8_t h[kDeltaRecordHeaderSize];
+  SNAPFS_RETURN_IF_ERROR(ReadAll(fd, h, kRecordHeaderSize + extra, loc.offset, where));
+  if (GetU32(h) != kRecordMagic ||
+      GetU64(h + 29 + extra) != XXH3_64bits(h, kHashedHeader + extra))
     return Status::Corruption(where + ": damaged record header");
   if (std::memcmp(h + 4, id.bytes.data(), 16) != 0)
     return Status::Corruption(where + ": record holds another chunk");
-  if (h[20] != static_cast<uint8_t>(loc.codec) || GetU32(h + 21) != loc.raw_len ||
-      GetU32(h + 25) != loc.stored_len)
+  if (h[20] != static_cast<uint8_t>(loc.codec) || GetU32(h + 21 + extra) != loc.raw_len ||
+      GetU32(h + 25 + extra) != loc.stored_len ||
+      (delta && std::memcmp(h + 21, loc.base.bytes.data(), 16) != 0))
     return Status::Corruption(where + ": record disagrees with the index");
   std::string payload(loc.stored_len, '\0');
-  SNAPFS_RETURN_IF_ERROR(
-      ReadAll(fd, payload.data(), payload.size(), loc.offset + kRecordHeaderSize, where));
-  if (GetU64(h + 37) != XXH3_64bits(payload.data(), payload.size()))
+  SNAPFS_RETURN_IF_ERROR(ReadAll(fd, payload.data(), payload.size(),
+                                 loc.offset + kRecordHeaderSize + extra, where));
+  if (GetU64(h + 37 + extra) != XXH3_64bits(payload.data(), payload.size()))
     return Status::Corruption(where + ": payload checksum mismatch");
   return payload;
 }

@@ -20,6 +20,11 @@ namespace snapfs::store {
 
 inline constexpr size_t kPackHeaderSize = 16;
 inline constexpr size_t kRecordHeaderSize = 45;  // 29 fields + two 8-byte hashes.
+// A kZstdDelta record also carries its base id (16 bytes after the codec).
+inline constexpr size_t kDeltaRecordHeaderSize = kRecordHeaderSize + 16;
+inline constexpr size_t RecordHeaderSize(Codec codec) {
+  return codec == Codec::kZstdDelta ? kDeltaRecordHeaderSize : kRecordHeaderSize;
+}
 inline constexpr uint64_t kDefaultPackTarget = 64ull << 20;
 
 // "packs/00000042.pack" under `packs_dir`.
@@ -49,10 +54,11 @@ class PackWriter {
                                                   uint64_t target_size = kDefaultPackTarget);
   ~PackWriter();
 
-  // Appends one record. On failure (ENOSPC: kNoSpace) the pack is cut back to
-  // where it was, so a later append succeeds once there is room again.
+  // Appends one record; `base` is written (and returned in the location)
+  // for Codec::kZstdDelta only. On failure (ENOSPC: kNoSpace) the pack is cut
+  // back to where it was, so a later append succeeds once there is room again.
   Result<ChunkLocation> Append(const ChunkId& id, Codec codec, uint32_t raw_len,
-                               std::string_view payload);
+                               std::string_view payload, const ChunkId& base = ChunkId{});
   // fdatasync every pack appended to since the last Sync; returns once they
   // are durable. Concurrent callers share one sync.
   Status Sync();
@@ -80,7 +86,7 @@ class PackReader {
   ~PackReader();
   // The verified payload of the record at `loc`, which must hold chunk `id`.
   // Corruption names the chunk, pack and offset when the header, its hash,
-  // the id or the payload hash do not match. NotFound if the pack file does
+  // the id, the base id (kZstdDelta) or the payload hash do not match. NotFound if the pack file does
   // not exist (GC may have removed it after moving its records: the caller
   // looks the chunk up again).
   Result<std::string> Read(const ChunkId& id, const ChunkLocation& loc);

@@ -187,11 +187,144 @@ TEST(CodecTest, UnknownCodecIsCorruption) {
   EXPECT_TRUE(decoded.empty());
 }
 
-TEST(CodecTest, ZstdDeltaIsCorruption) {
-  const std::string raw = TextLike(1024);
+// --- Codec 2: zstd against a base chunk ------------------------------------
+
+// `base` with one byte changed every `every` bytes: yesterday's chunk after
+// a few scattered edits.
+std::string Edited(std::string base, size_t every) {
+  for (size_t i = every / 2; i < base.size(); i += every) base[i] = static_cast<char>(base[i] ^ 0x20);
+  return base;
+}
+
+Stored EncodeAgainst(const std::string& raw, const std::string& base) {
+  Stored stored;
+  const Status status = EncodeChunk(raw, 3, base, 1.0, &stored.codec, &stored.bytes);
+  EXPECT_TRUE(status.ok()) << status.ToString();
+  return stored;
+}
+
+TEST(CodecDeltaTest, ASimilarBaseMakesADeltaFarSmallerThanPlainThatComesBack) {
+  const std::string base = TextLike(64 * 1024);
+  const std::string raw = Edited(base, 4096);
+  const Stored plain = Encode(raw, 3);
+  const Stored delta = EncodeAgainst(raw, base);
+  ASSERT_EQ(delta.codec, Codec::kZstdDelta);
+  EXPECT_LT(delta.bytes.size() * 10, plain.bytes.size());
   std::string decoded;
-  EXPECT_EQ(DecodeChunk(Codec::kZstdDelta, ZstdFrame(raw), raw.size(), &decoded).code(),
+  ASSERT_TRUE(DecodeChunk(delta.codec, delta.bytes, raw.size(), base, &decoded).ok());
+  EXPECT_EQ(decoded, raw);
+}
+
+TEST(CodecDeltaTest, AnUnrelatedBaseIsNotUsed) {
+  const std::string raw = TextLike(64 * 1024);
+  const std::string unrelated = RandomBytes(64 * 1024);
+  const Stored stored = EncodeAgainst(raw, unrelated);
+  EXPECT_EQ(stored.codec, Codec::kZstd);
+  EXPECT_EQ(stored.bytes, Encode(raw, 3).bytes);  // The plain frame, as without a base.
+  const Stored random = EncodeAgainst(unrelated, raw);  // Random bytes, a text base.
+  EXPECT_EQ(random.codec, Codec::kRaw);
+}
+
+TEST(CodecDeltaTest, RandomDataAgainstItsOwnEditIsADelta) {
+  // Incompressible alone, yet nearly free against yesterday's bytes.
+  const std::string base = RandomBytes(64 * 1024);
+  const std::string raw = Edited(base, 8192);
+  const Stored stored = EncodeAgainst(raw, base);
+  ASSERT_EQ(stored.codec, Codec::kZstdDelta);
+  EXPECT_LT(stored.bytes.size(), raw.size() / 8);
+  std::string decoded;
+  ASSERT_TRUE(DecodeChunk(stored.codec, stored.bytes, raw.size(), base, &decoded).ok());
+  EXPECT_EQ(decoded, raw);
+}
+
+TEST(CodecDeltaTest, ADeltaAboveTheGivenShareOfThePlainFrameIsNotKept) {
+  // Half of the chunk is the base's, half is new (random): the delta beats
+  // the plain frame, but not by 3x.
+  const std::string base = TextLike(64 * 1024);
+  const std::string raw = base.substr(0, 32 * 1024) + RandomBytes(32 * 1024);
+  const Stored plain = Encode(raw, 3);
+  const Stored delta = EncodeAgainst(raw, base);
+  ASSERT_EQ(delta.codec, Codec::kZstdDelta);
+  ASSERT_GT(delta.bytes.size() * 3, plain.bytes.size());
+  Stored stored;
+  ASSERT_TRUE(EncodeChunk(raw, 3, base, 1.0 / 3, &stored.codec, &stored.bytes).ok());
+  EXPECT_EQ(stored.codec, Codec::kZstd);
+  EXPECT_EQ(stored.bytes, plain.bytes);
+  // A small edit stays a delta under the same share.
+  ASSERT_TRUE(EncodeChunk(Edited(base, 8192), 3, base, 1.0 / 3, &stored.codec, &stored.bytes).ok());
+  EXPECT_EQ(stored.codec, Codec::kZstdDelta);
+}
+
+TEST(CodecDeltaTest, ADeltaWithoutItsBaseIsCorruption) {
+  const std::string base = TextLike(16 * 1024);
+  const Stored stored = EncodeAgainst(Edited(base, 1000), base);
+  ASSERT_EQ(stored.codec, Codec::kZstdDelta);
+  std::string decoded = "junk";
+  const Status status = DecodeChunk(Codec::kZstdDelta, stored.bytes, base.size(), &decoded);
+  EXPECT_EQ(status.code(), Code::kCorruption);
+  EXPECT_NE(status.message().find("base"), std::string::npos) << status.ToString();
+  EXPECT_TRUE(decoded.empty());
+}
+
+TEST(CodecDeltaTest, AgainstAnotherBaseItFailsOrGivesOtherBytesNeverACrash) {
+  // The chunk id check after decoding catches "other bytes".
+  const std::string base = TextLike(16 * 1024);
+  const std::string raw = Edited(base, 1000);
+  const Stored stored = EncodeAgainst(raw, base);
+  ASSERT_EQ(stored.codec, Codec::kZstdDelta);
+  for (const std::string& wrong : {base.substr(0, 100), RandomBytes(16 * 1024), Edited(base, 7)}) {
+    std::string decoded;
+    const Status status = DecodeChunk(stored.codec, stored.bytes, raw.size(), wrong, &decoded);
+    if (status.ok()) {
+      EXPECT_NE(decoded, raw);
+    } else {
+      EXPECT_EQ(status.code(), Code::kCorruption) << status.ToString();
+      EXPECT_TRUE(decoded.empty());
+    }
+  }
+}
+
+TEST(CodecDeltaTest, DamagedDeltaFramesAreCorruptionOrOtherBytes) {
+  const std::string base = TextLike(8 * 1024);
+  const std::string raw = Edited(base, 500);
+  const Stored stored = EncodeAgainst(raw, base);
+  ASSERT_EQ(stored.codec, Codec::kZstdDelta);
+  std::string decoded;
+  for (size_t len = 0; len < stored.bytes.size(); ++len) {
+    EXPECT_EQ(DecodeChunk(stored.codec, stored.bytes.substr(0, len), raw.size(), base, &decoded)
+                  .code(),
+              Code::kCorruption)
+        << "length " << len;
+  }
+  EXPECT_EQ(DecodeChunk(stored.codec, stored.bytes + "x", raw.size(), base, &decoded).code(),
             Code::kCorruption);
+  EXPECT_EQ(DecodeChunk(stored.codec, stored.bytes, raw.size() + 1, base, &decoded).code(),
+            Code::kCorruption);
+  for (size_t i = 0; i < stored.bytes.size(); ++i) {
+    std::string damaged = stored.bytes;
+    damaged[i] = static_cast<char>(damaged[i] ^ 0x01);
+    const Status status = DecodeChunk(stored.codec, damaged, raw.size(), base, &decoded);
+    if (status.ok()) {
+      EXPECT_EQ(decoded.size(), raw.size()) << "byte " << i;
+    } else {
+      EXPECT_EQ(status.code(), Code::kCorruption) << "byte " << i;
+    }
+  }
+  // A plain frame decodes the same whatever base it is given.
+  const Stored plain = Encode(raw, 3);
+  ASSERT_TRUE(DecodeChunk(plain.codec, plain.bytes, raw.size(), base, &decoded).ok());
+  EXPECT_EQ(decoded, raw);
+}
+
+TEST(CodecDeltaTest, ADeltaLeavesNoPrefixBehindForTheNextFrameOfTheThread) {
+  const std::string base = TextLike(16 * 1024);
+  const std::string raw = Edited(base, 1000);
+  ASSERT_EQ(EncodeAgainst(raw, base).codec, Codec::kZstdDelta);
+  // The next plain frame of this thread decodes without any base.
+  const Stored plain = Encode(raw, 3);
+  ASSERT_EQ(plain.codec, Codec::kZstd);
+  EXPECT_EQ(Decode(plain, raw.size()), raw);
+  EXPECT_EQ(plain.bytes, ZstdFrame(raw));
 }
 
 TEST(CodecTest, LevelOutsideRangeIsInvalid) {

@@ -79,6 +79,18 @@ TEST(KeyFormatTest, ChunkLocationLayout) {
   EXPECT_EQ(EncodeChunkLocation(kLocation), Unhex(kLocationHex));
 }
 
+// Codec 2 (a delta) is record version 2: version 1's fields, then the base id.
+const ChunkLocation kDeltaLocation{Codec::kZstdDelta, 0x10000, 0x99, 4, 0x20,
+                                   ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(
+                                       "\x00\x11\x22\x33\x44\x55\x66\x77"
+                                       "\x88\x99\xaa\xbb\xcc\xdd\xee\xff"))};
+const char kDeltaLocationHex[] =
+    "02 02 00010000 00000099 00000004 0000000000000020 00112233445566778899aabbccddeeff";
+
+TEST(KeyFormatTest, DeltaChunkLocationLayoutAddsTheBaseId) {
+  EXPECT_EQ(EncodeChunkLocation(kDeltaLocation), Unhex(kDeltaLocationHex));
+}
+
 InodeRecord FileInode() {
   InodeRecord r;
   r.op = Op::kWrite;
@@ -188,6 +200,8 @@ const std::string kKey = "some key";
 TEST(KeyFormatTest, ChunkLocationRoundTrips) {
   ASSERT_OK_AND_ASSIGN(ChunkLocation v, DecodeChunkLocation(Unhex(kLocationHex), kKey));
   EXPECT_EQ(v, kLocation);
+  ASSERT_OK_AND_ASSIGN(ChunkLocation d, DecodeChunkLocation(Unhex(kDeltaLocationHex), kKey));
+  EXPECT_EQ(d, kDeltaLocation);
 }
 
 TEST(KeyFormatTest, InodeRecordsRoundTrip) {
@@ -305,10 +319,12 @@ std::vector<Layout> AllLayouts() {
   out.push_back({"chunk key", keys::Chunk(IdOf(3)), true,
                  DecodeThen<ChunkId>([](std::string_view b) { return keys::DecodeChunk(b); },
                                      [](const ChunkId& id) { return keys::Chunk(id); })});
-  out.push_back({"chunk location", Unhex(kLocationHex), false,
-                 DecodeThen<ChunkLocation>(
-                     [](std::string_view b) { return DecodeChunkLocation(b, kKey); },
-                     [](const ChunkLocation& v) { return EncodeChunkLocation(v); })});
+  for (const char* hex : {kLocationHex, kDeltaLocationHex}) {
+    out.push_back({"chunk location", Unhex(hex), false,
+                   DecodeThen<ChunkLocation>(
+                       [](std::string_view b) { return DecodeChunkLocation(b, kKey); },
+                       [](const ChunkLocation& v) { return EncodeChunkLocation(v); })});
+  }
   for (const InodeRecord& rec : {FileInode(), SymlinkInode()}) {
     out.push_back({"inode record", EncodeInodeRecord(rec), false,
                    DecodeThen<InodeRecord>(
@@ -408,7 +424,7 @@ TEST(KeyFormatTest, FlippedRecordVersionIsCorruption) {
   for (const Layout& layout : AllLayouts()) {
     if (layout.is_key) continue;
     std::string flipped = layout.valid;
-    flipped[0] = 2;
+    flipped[0] = flipped[0] == 2 ? 3 : 2;  // Another version than the layout's.
     EXPECT_EQ(layout.decode(flipped).first.code(), Code::kCorruption) << layout.name;
   }
 }
@@ -431,6 +447,21 @@ TEST(KeyFormatTest, UnknownCodecInChunkLocationIsCorruption) {
   std::string v = Unhex(kLocationHex);
   v[1] = 3;
   EXPECT_CODE(DecodeChunkLocation(v, kKey), Code::kCorruption);
+}
+
+TEST(KeyFormatTest, CodecAndRecordVersionOfAChunkLocationMustAgree) {
+  // Version 1 cannot name a base, so it cannot hold a delta; version 2 is
+  // only ever written for one.
+  std::string v1_delta = Unhex(kLocationHex);
+  v1_delta[1] = 2;
+  EXPECT_CODE(DecodeChunkLocation(v1_delta, kKey), Code::kCorruption);
+  std::string v2_zstd = Unhex(kDeltaLocationHex);
+  v2_zstd[1] = 1;
+  EXPECT_CODE(DecodeChunkLocation(v2_zstd, kKey), Code::kCorruption);
+  std::string v3 = Unhex(kDeltaLocationHex);
+  v3[0] = 3;
+  EXPECT_CODE(DecodeChunkLocation(v3, kKey), Code::kCorruption);
+  EXPECT_CODE(DecodeChunkLocation(Unhex(kDeltaLocationHex).substr(0, 37), kKey), Code::kCorruption);
 }
 
 TEST(KeyFormatTest, DirentKeyWithSlashOrNulInNameIsCorruption) {

@@ -94,6 +94,51 @@ TEST_F(PackFileTest, PackAndRecordLayoutMatchTheFormat) {
   EXPECT_EQ(file.substr(61), "xyz");
 }
 
+TEST_F(PackFileTest, DeltaRecordCarriesItsBaseIdAfterTheCodecUnderTheHeaderHash) {
+  auto w = OpenWriter();
+  const ChunkId id = ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(
+      Unhex("000102030405060708090a0b0c0d0e0f").data()));
+  const ChunkId base = ChunkId::FromBytes(reinterpret_cast<const uint8_t*>(
+      Unhex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff").data()));
+  ASSERT_OK_AND_ASSIGN(ChunkLocation loc, w->Append(id, Codec::kZstdDelta, 0x10000, "xyz", base));
+  ASSERT_OK(w->Sync());
+  EXPECT_EQ(loc, (ChunkLocation{Codec::kZstdDelta, 0x10000, 3, 1, 16, base}));
+  const std::string file = ReadWholeFile(PackPath(dir_.path(), 1));
+  ASSERT_EQ(file.size(), 16u + 61u + 3u);
+  const std::string hashed = Unhex(
+      "534e4348 000102030405060708090a0b0c0d0e0f 02 f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff "
+      "00010000 00000003");
+  EXPECT_EQ(file.substr(16, 45), hashed);
+  auto be64 = [](uint64_t v) {
+    std::string s(8, '\0');
+    for (int i = 0; i < 8; ++i) s[i] = static_cast<char>(v >> (56 - 8 * i));
+    return s;
+  };
+  EXPECT_EQ(file.substr(61, 8), be64(XXH3_64bits(hashed.data(), hashed.size())));
+  EXPECT_EQ(file.substr(69, 8), be64(XXH3_64bits("xyz", 3)));
+  EXPECT_EQ(file.substr(77), "xyz");
+
+  PackReader reader(dir_.path());
+  ASSERT_OK_AND_ASSIGN(std::string got, reader.Read(id, loc));
+  EXPECT_EQ(got, "xyz");
+  // Every header byte, the base id included, is checked.
+  for (uint64_t i = 0; i < kDeltaRecordHeaderSize; ++i) {
+    SCOPED_TRACE("header byte " + std::to_string(i));
+    XorFileByte(PackPath(dir_.path(), 1), loc.offset + i, 0x01);
+    ExpectCorruptionNamingChunk(reader, id, loc);
+    XorFileByte(PackPath(dir_.path(), 1), loc.offset + i, 0x01);
+  }
+  // An index naming another base disagrees with the record.
+  ChunkLocation other = loc;
+  other.base.bytes[0] ^= 1;
+  ExpectCorruptionNamingChunk(reader, id, other);
+  // Another codec in the index reads the record with the wrong header size.
+  ChunkLocation plain = loc;
+  plain.codec = Codec::kZstd;
+  plain.base = ChunkId{};
+  ExpectCorruptionNamingChunk(reader, id, plain);
+}
+
 TEST_F(PackFileTest, PackPathIsEightDecimalDigits) {
   EXPECT_EQ(PackPath("/s/packs", 42), "/s/packs/00000042.pack");
 }
