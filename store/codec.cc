@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace snapfs::store {
 namespace {
@@ -35,14 +36,19 @@ Status Corrupt(const std::string& why) { return Status::Corruption("chunk data: 
 void Reset(ZSTD_CCtx* cctx) { ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters); }
 void Reset(ZSTD_DCtx* dctx) { ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters); }
 
-// One frame of `raw`, against `base` as a prefix if it is not empty.
+// One frame of `raw`, against `base` as a prefix if it is not empty. zstd
+// writes into a per-thread buffer of the worst-case size, and only the frame
+// is copied out: a string of that size would be zero-filled first, as many
+// bytes as the chunk for a frame a fraction of it.
 Status Compress(std::string_view raw, int level, std::string_view base, std::string* frame) {
   ZSTD_CCtx* cctx = ThreadCCtx();
   if (cctx == nullptr) return Status::Io("zstd: cannot allocate a compression context");
-  frame->resize(ZSTD_compressBound(raw.size()));
+  thread_local std::vector<char> scratch;
+  const size_t bound = ZSTD_compressBound(raw.size());
+  if (scratch.size() < bound) scratch.resize(bound);
   size_t n;
   if (base.empty()) {
-    n = ZSTD_compressCCtx(cctx, frame->data(), frame->size(), raw.data(), raw.size(), level);
+    n = ZSTD_compressCCtx(cctx, scratch.data(), bound, raw.data(), raw.size(), level);
   } else {
     // The same frame format as ZSTD_compressCCtx: content size recorded, no
     // checksum (both are ZSTD_compress2's defaults after a reset).
@@ -50,11 +56,11 @@ Status Compress(std::string_view raw, int level, std::string_view base, std::str
     n = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
     if (!ZSTD_isError(n)) n = ZSTD_CCtx_refPrefix(cctx, base.data(), base.size());
     if (!ZSTD_isError(n))
-      n = ZSTD_compress2(cctx, frame->data(), frame->size(), raw.data(), raw.size());
+      n = ZSTD_compress2(cctx, scratch.data(), bound, raw.data(), raw.size());
     Reset(cctx);
   }
   if (ZSTD_isError(n)) return Status::Io(std::string("zstd: ") + ZSTD_getErrorName(n));
-  frame->resize(n);
+  frame->assign(scratch.data(), n);
   return Status::Ok();
 }
 
