@@ -54,6 +54,7 @@ class GcTest : public ::testing::Test {
     init.state_gap_ns = kGapNs;
     ASSERT_OK(Store::Init(path_, init));
     ASSERT_NO_FATAL_FAILURE(Open());
+    EndState();  // The init state ends here, however fast the first run follows.
   }
   void TearDown() override {
     gc_testing::SetCrashHook(nullptr);
