@@ -76,6 +76,21 @@ class DeltaTest : public ::testing::Test {
   }
   static void EndState() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
   ChunkStore& chunks() { return store_->chunks(); }
+  // Commits a new file (no name) whose one extent is all of chunk `id`.
+  Status CommitFileOf(const ChunkId& id, size_t size) {
+    const Ino ino = store_->AllocateIno();
+    InodeRecord rec;
+    rec.mode = 0100644;
+    rec.nlink = 1;
+    rec.size = size;
+    Mutation m;
+    m.PutInode(ino, rec);
+    m.PutContent(ino, {Extent{0, static_cast<uint32_t>(size), 0, id}}, {id});
+    LogRecord log;
+    log.op = Op::kWrite;
+    log.ino = ino;
+    return store_->Commit(m, log, CommitOptions{}).status();
+  }
   Generation NewestState() {
     Generation id = 0;
     EXPECT_OK(store_->ListStates(0, [&](const State& s) {
@@ -336,18 +351,7 @@ TEST_F(DeltaTest, ABaseInUseByAChunkCommittedWhileGcRunsSurvivesTheSweep) {
   gc_testing::SetCrashHook([&](std::string_view step) {
     if (step != "gc-epoch" || committed) return;
     committed = true;
-    const Ino ino = store_->AllocateIno();
-    InodeRecord rec;
-    rec.mode = 0100644;
-    rec.nlink = 1;
-    rec.size = raw.size();
-    Mutation m;
-    m.PutInode(ino, rec);
-    m.PutContent(ino, {Extent{0, static_cast<uint32_t>(raw.size()), 0, id}}, {id});
-    LogRecord log;
-    log.op = Op::kWrite;
-    log.ino = ino;
-    EXPECT_OK(store_->Commit(m, log, CommitOptions{}));
+    EXPECT_OK(CommitFileOf(id, raw.size()));
     chunks().Release({&id, 1});
   });
   ASSERT_OK_AND_ASSIGN(GcStats stats, store_->CollectGarbage(GcOptions{}));
@@ -388,18 +392,7 @@ TEST_F(DeltaTest, ABaseOfAChunkNotYetCommittedSurvivesGc) {
   ASSERT_OK(chunks().WaitStored({&id, 1}, nullptr));
   ASSERT_OK(store_->CollectGarbage(GcOptions{}));
   // Committed only now; its index entry names B, which must still be there.
-  const Ino ino = store_->AllocateIno();
-  InodeRecord rec;
-  rec.mode = 0100644;
-  rec.nlink = 1;
-  rec.size = raw.size();
-  Mutation m;
-  m.PutInode(ino, rec);
-  m.PutContent(ino, {Extent{0, static_cast<uint32_t>(raw.size()), 0, id}}, {id});
-  LogRecord log;
-  log.op = Op::kWrite;
-  log.ino = ino;
-  ASSERT_OK(store_->Commit(m, log, CommitOptions{}));
+  ASSERT_OK(CommitFileOf(id, raw.size()));
   ASSERT_NO_FATAL_FAILURE(Reopen());
   ASSERT_OK_AND_ASSIGN(std::optional<ChunkLocation> loc, chunks().Locate(id));
   ASSERT_TRUE(loc.has_value());
