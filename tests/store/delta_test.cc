@@ -16,6 +16,7 @@
 #include "store/check.h"
 #include "store/gc.h"
 #include "tests/fs/vfs_test_util.h"
+#include "tests/store/vfs_store_fixture.h"
 
 namespace snapfs::store {
 namespace {
@@ -48,33 +49,9 @@ uint64_t PacksBytes(const std::string& dir) {
   return n;
 }
 
-class DeltaTest : public ::testing::Test {
+class DeltaTest : public testing::VfsStoreTest {
  protected:
-  void SetUp() override {
-    InitOptions init;
-    init.state_gap_ns = kGapNs;
-    ASSERT_OK(Store::Init(path_, init));
-    ASSERT_NO_FATAL_FAILURE(Open());
-  }
-  void TearDown() override {
-    gc_testing::SetCrashHook(nullptr);
-    Close();
-  }
-  void Open() {
-    OpenOptions o;
-    o.compress_threads = 2;
-    ASSERT_OK_AND_ASSIGN(store_, Store::Open(path_, o));
-    vfs_ = std::make_unique<Vfs>(store_.get(), VfsOptions{});
-  }
-  void Close() {
-    vfs_.reset();
-    store_.reset();
-  }
-  void Reopen() {
-    Close();
-    ASSERT_NO_FATAL_FAILURE(Open());
-  }
-  static void EndState() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
+  DeltaTest() : VfsStoreTest(kGapNs) {}
   ChunkStore& chunks() { return store_->chunks(); }
   // Commits a new file (no name) whose one extent is all of chunk `id`.
   Status CommitFileOf(const ChunkId& id, size_t size) {
@@ -160,11 +137,7 @@ class DeltaTest : public ::testing::Test {
     return out;
   }
 
-  TempDir dir_;
-  const std::string path_ = dir_.path() + "/store";
   const std::string packs_ = path_ + "/packs";
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Vfs> vfs_;
 };
 
 TEST_F(DeltaTest, LaterDaysOfADumpCostAFractionOfTheFirstAndEveryDayReadsBack) {

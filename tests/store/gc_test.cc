@@ -21,6 +21,7 @@
 #include "store/gc.h"
 #include "store/when.h"
 #include "tests/fs/vfs_test_util.h"
+#include "tests/store/vfs_store_fixture.h"
 
 namespace snapfs::store {
 namespace {
@@ -47,35 +48,13 @@ uint64_t DiskUsage(const std::string& dir) {
   return n;
 }
 
-class GcTest : public ::testing::Test {
+class GcTest : public testing::VfsStoreTest {
  protected:
+  GcTest() : VfsStoreTest(kGapNs) {}
   void SetUp() override {
-    InitOptions init;
-    init.state_gap_ns = kGapNs;
-    ASSERT_OK(Store::Init(path_, init));
-    ASSERT_NO_FATAL_FAILURE(Open());
+    ASSERT_NO_FATAL_FAILURE(VfsStoreTest::SetUp());
     EndState();  // The init state ends here, however fast the first run follows.
   }
-  void TearDown() override {
-    gc_testing::SetCrashHook(nullptr);
-    Close();
-  }
-  void Open() {
-    OpenOptions o;
-    o.compress_threads = 2;
-    ASSERT_OK_AND_ASSIGN(store_, Store::Open(path_, o));
-    vfs_ = std::make_unique<Vfs>(store_.get(), VfsOptions{});
-  }
-  void Close() {
-    vfs_.reset();
-    store_.reset();
-  }
-  void Reopen() {
-    Close();
-    ASSERT_NO_FATAL_FAILURE(Open());
-  }
-  // Ends the current state: the next change starts a new one.
-  static void EndState() { std::this_thread::sleep_for(std::chrono::nanoseconds(kGapNs * 3 / 2)); }
 
   // Writes `data` to `name` in the root (created or truncated), closes it.
   void Put(const std::string& name, const std::string& data) {
@@ -160,11 +139,6 @@ class GcTest : public ::testing::Test {
     ASSERT_NO_FATAL_FAILURE(Reopen());
     ASSERT_OK(store_->DropStates({a}));
   }
-
-  TempDir dir_;
-  const std::string path_ = dir_.path() + "/store";
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Vfs> vfs_;
 };
 
 TEST_F(GcTest, DropRemovesExactlyTheVersionsOnlyDroppedStatesShowed) {
