@@ -530,4 +530,16 @@ void SqlDump(uint64_t size, int day, const History& h, size_t piece, const Flush
   flush(&out);
 }
 
+// Exactly the first `bytes` bytes of the SQL dump of `day` (for tests).
+inline std::string SqlDumpPrefix(size_t bytes, int day, uint64_t seed) {
+  std::string text;
+  History h{.seed = seed};
+  SqlDump(bytes + bytes / 8, day, h, 1 << 20, [&](std::string* piece) {
+    if (text.size() < bytes) text.append(*piece, 0, std::min(piece->size(), bytes - text.size()));
+    piece->clear();
+  });
+  text.resize(bytes, '\n');
+  return text;
+}
+
 }  // namespace snapfs::bench

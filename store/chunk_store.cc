@@ -216,27 +216,35 @@ void ChunkStore::SetBaseLocked(const PendingPtr& p, std::optional<ChunkId> base)
   if (base) base_refs_[*base]++;
 }
 
+std::optional<ChunkId> ChunkStore::BaseFor(const ChunkId& id, const ChunkId& hint, bool* aged) {
+  ChunkId base = hint;
+  Result<std::optional<ChunkLocation>> loc = Locate(base);
+  if (!loc.ok() || !*loc) return std::nullopt;
+  if ((*loc)->codec == Codec::kZstdDelta) {
+    base = (*loc)->base;  // Depth one: the hint's base serves instead.
+    *aged = true;
+    loc = Locate(base);
+    if (!loc.ok() || !*loc) return std::nullopt;
+  }
+  if ((*loc)->codec != Codec::kZstd || base == id) return std::nullopt;
+  return base;
+}
+
 std::optional<ChunkId> ChunkStore::ChooseBase(const ChunkId& id, const PendingPtr& p,
                                               ChunkBytes* bytes, bool* aged) {
-  ChunkId base = *p->hint;
+  std::optional<ChunkId> found;
   {
     // Like a Put() of the base: the lookup and the protection are one step
     // for GC's sweep, so the base found here stays indexed until this chunk
     // is indexed (base_refs_) and as long as the chunk is held or protected.
     std::shared_lock fence(fence_mu_);
-    Result<std::optional<ChunkLocation>> loc = Locate(base);
-    if (!loc.ok() || !*loc) return std::nullopt;
-    if ((*loc)->codec == Codec::kZstdDelta) {
-      base = (*loc)->base;  // Depth one: the hint's base serves instead.
-      *aged = true;
-      loc = Locate(base);
-      if (!loc.ok() || !*loc || (*loc)->codec == Codec::kZstdDelta) return std::nullopt;
-    }
-    if (base == id) return std::nullopt;
+    found = BaseFor(id, *p->hint, aged);
+    if (!found) return std::nullopt;
     std::lock_guard lock(mu_);
-    SetBaseLocked(p, base);
-    ProtectLocked(id, false, base);
+    SetBaseLocked(p, found);
+    ProtectLocked(id, false, found);
   }
+  const ChunkId base = *found;
   Result<ChunkBytes> b = Fetch(base, &id);
   if (!b.ok()) {
     std::lock_guard lock(mu_);
@@ -248,7 +256,13 @@ std::optional<ChunkId> ChunkStore::ChooseBase(const ChunkId& id, const PendingPt
 }
 
 Status ChunkStore::Store(const ChunkId& id, const PendingPtr& p, const ChunkBytes& raw,
-                         ChunkLocation* loc) {
+                         bool defer, ChunkLocation* loc) {
+  if (defer) {
+    // Writes outrun compression: keep up now, compress when idle (Settle).
+    SNAPFS_ASSIGN_OR_RETURN(*loc, AppendEncoded(id, Codec::kRaw, raw->size(), *raw, std::nullopt));
+    counters_.chunks_deferred++;
+    return Status::Ok();
+  }
   ChunkBytes base_bytes;
   std::optional<ChunkId> base;
   bool aged = false;
@@ -264,11 +278,19 @@ Status ChunkStore::Store(const ChunkId& id, const PendingPtr& p, const ChunkByte
     base.reset();
   }
   SNAPFS_RETURN_IF_ERROR(st);
-  SNAPFS_ASSIGN_OR_RETURN(*loc, writer_->Append(id, codec, static_cast<uint32_t>(raw->size()),
-                                                encoded, base.value_or(ChunkId{})));
+  SNAPFS_ASSIGN_OR_RETURN(*loc, AppendEncoded(id, codec, raw->size(), encoded, base));
+  return Status::Ok();
+}
+
+Result<ChunkLocation> ChunkStore::AppendEncoded(const ChunkId& id, Codec codec, size_t raw_len,
+                                                std::string_view encoded,
+                                                const std::optional<ChunkId>& base) {
+  SNAPFS_ASSIGN_OR_RETURN(ChunkLocation loc,
+                          writer_->Append(id, codec, static_cast<uint32_t>(raw_len), encoded,
+                                          base.value_or(ChunkId{})));
   counters_.stored_bytes += encoded.size();
   if (codec == Codec::kZstdDelta) counters_.chunks_delta++;
-  return Status::Ok();
+  return loc;
 }
 
 void ChunkStore::WorkerLoop() {
@@ -279,14 +301,16 @@ void ChunkStore::WorkerLoop() {
     auto [id, p] = std::move(queue_.front());
     queue_.pop_front();
     ChunkBytes raw = p->raw;
+    const bool defer = queued_bytes_ > options_.defer_above;
     lock.unlock();
     ChunkLocation loc;
-    Status st = Store(id, p, raw, &loc);
+    Status st = Store(id, p, raw, defer, &loc);
     lock.lock();
     queued_bytes_ -= raw->size();
     p->busy = false;
     if (st.ok()) {
       p->loc = loc;
+      p->deferred = defer;
       p->raw.reset();
       p->error = Status::Ok();
     } else {
@@ -309,7 +333,7 @@ Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_byt
       ChunkBytes raw = p->raw;
       lock.unlock();
       ChunkLocation loc;
-      Status st = Store(id, p, raw, &loc);
+      Status st = Store(id, p, raw, /*defer=*/false, &loc);  // Compressed: smallest on a full disk.
       lock.lock();
       p->busy = false;
       done_cv_.notify_all();
@@ -318,6 +342,7 @@ Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_byt
         return st;
       }
       p->loc = loc;
+      p->deferred = false;
       p->raw.reset();
     }
     if (stored_bytes) *stored_bytes += p->loc->stored_len;
@@ -352,6 +377,49 @@ void ChunkStore::MarkIndexed(std::span<const ChunkId> ids) {
       pending_.erase(it);
     }
   }
+}
+
+std::vector<std::pair<ChunkId, std::optional<ChunkId>>> ChunkStore::Deferred(
+    std::span<const ChunkId> ids) {
+  std::vector<std::pair<ChunkId, std::optional<ChunkId>>> out;
+  std::lock_guard lock(mu_);
+  for (const ChunkId& id : ids) {
+    auto it = pending_.find(id);
+    if (it != pending_.end() && it->second->loc && it->second->deferred)
+      out.emplace_back(id, it->second->hint);
+  }
+  return out;
+}
+
+bool ChunkStore::Idle() {
+  std::lock_guard lock(mu_);
+  return queue_.empty();
+}
+
+Result<std::optional<ChunkStore::Resettled>> ChunkStore::Resettle(const ChunkId& id,
+                                                                  std::optional<ChunkId> hint) {
+  if (writer_ == nullptr) return Status::ReadOnly("chunk store is read-only");
+  SNAPFS_ASSIGN_OR_RETURN(auto from, Locate(id));
+  if (!from || from->codec != Codec::kRaw) return std::optional<Resettled>();
+  SNAPFS_ASSIGN_OR_RETURN(ChunkBytes raw, ReadVerified(id, *from));
+  ChunkBytes base_bytes;
+  std::optional<ChunkId> base;
+  bool aged = false;
+  if (hint) base = BaseFor(id, *hint, &aged);
+  if (base) {
+    Result<ChunkBytes> b = Fetch(*base, &id);
+    if (b.ok()) base_bytes = *b;
+    else base.reset();  // Stored without a base; snapfs-check names the damaged one.
+  }
+  Codec codec;
+  std::string encoded;
+  SNAPFS_RETURN_IF_ERROR(EncodeChunk(*raw, options_.zstd_level,
+                                     base_bytes ? std::string_view(*base_bytes) : std::string_view(),
+                                     aged ? kAgedDeltaShare : 1.0, &codec, &encoded));
+  if (codec == Codec::kRaw) return std::optional<Resettled>();
+  if (codec != Codec::kZstdDelta) base.reset();
+  SNAPFS_ASSIGN_OR_RETURN(ChunkLocation to, AppendEncoded(id, codec, raw->size(), encoded, base));
+  return std::optional<Resettled>(Resettled{id, *from, to});
 }
 
 Status ChunkStore::SyncPacks() {

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <list>
@@ -57,6 +58,11 @@ struct ChunkStoreOptions {
   size_t max_queued_bytes = 64u << 20;    // Put() blocks beyond this (backpressure).
   int threads = 0;                        // Compression workers; 0: one per core.
   bool read_only = false;                 // No writer, no workers.
+  // Deferred compression: a worker appends a new chunk uncompressed (codec 0)
+  // when more than this many raw bytes are queued, that is when writes
+  // arrive faster than the workers compress; Store::Settle compresses it
+  // later, when the store is idle (docs/design.md). SIZE_MAX: never.
+  size_t defer_above = SIZE_MAX;
 };
 
 struct ChunkCounters {
@@ -65,6 +71,7 @@ struct ChunkCounters {
   std::atomic<uint64_t> raw_bytes_new{0};   // Raw bytes of new chunks.
   std::atomic<uint64_t> stored_bytes{0};    // Compressed bytes appended to packs.
   std::atomic<uint64_t> chunks_delta{0};    // Chunks stored against a base chunk.
+  std::atomic<uint64_t> chunks_deferred{0}; // Chunks stored uncompressed, to be settled.
   std::atomic<uint64_t> corrupt_reads{0};   // Reads that failed verification.
 };
 
@@ -111,6 +118,28 @@ class ChunkStore {
   Status AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteBatch* batch);
   // Call after the batch from AddIndexEntries committed.
   void MarkIndexed(std::span<const ChunkId> ids);
+  // Those of `ids` (not yet marked indexed) that a worker stored uncompressed
+  // (ChunkStoreOptions::defer_above), each with the base hint it was put
+  // with: Store::Commit records them for Store::Settle.
+  std::vector<std::pair<ChunkId, std::optional<ChunkId>>> Deferred(std::span<const ChunkId> ids);
+  // True when no chunk waits for a worker.
+  bool Idle();
+
+  // A deferred chunk compressed by Resettle; its index entry is to move
+  // from the uncompressed record to the new one.
+  struct Resettled {
+    ChunkId id;
+    ChunkLocation from;
+    ChunkLocation to;
+  };
+  // Compresses the indexed codec-0 chunk `id` as a worker would have
+  // (against the base `hint` leads to, see BaseFor) and appends it to the
+  // current pack; the caller syncs the packs and moves the index entry.
+  // nullopt when there is nothing to do: no index entry, not codec 0, or the
+  // bytes do not compress. Corruption if the stored record is damaged. For
+  // Store::Settle only, which keeps GC from running meanwhile (the base
+  // found stays indexed until the entry naming it is written).
+  Result<std::optional<Resettled>> Resettle(const ChunkId& id, std::optional<ChunkId> hint);
 
   // The raw bytes of chunk `id`: from memory if queued, else from the cache or
   // its pack (a delta: decoded against its base, fetched the same way but
@@ -127,6 +156,8 @@ class ChunkStore {
   Result<std::optional<ChunkLocation>> Locate(const ChunkId& id);
 
   Status SyncPacks();
+  // PackWriter::Rollover (read-write stores).
+  Status RollPack() { return writer_ ? writer_->Rollover() : Status::ReadOnly("read-only"); }
   const ChunkCounters& counters() const { return counters_; }
   const std::string& packs_dir() const { return packs_dir_; }
 
@@ -169,6 +200,7 @@ class ChunkStore {
     std::optional<ChunkLocation> loc;
     Status error;            // Last failed append.
     bool busy = false;       // A worker or a waiter is appending it.
+    bool deferred = false;   // Appended uncompressed (codec 0), to be settled.
   };
   using PendingPtr = std::shared_ptr<Pending>;
   struct Hold {
@@ -178,7 +210,20 @@ class ChunkStore {
 
   void WorkerLoop();
   // Compresses and appends; returns the outcome. Called without mu_ held.
-  Status Store(const ChunkId& id, const PendingPtr& p, const ChunkBytes& raw, ChunkLocation* loc);
+  // With `defer`, appends the raw bytes uncompressed instead.
+  Status Store(const ChunkId& id, const PendingPtr& p, const ChunkBytes& raw, bool defer,
+               ChunkLocation* loc);
+  // The chunk a chunk put with base hint `hint` is compressed against: the
+  // hint, or the hint's base if the hint is a delta (depth one). Only a
+  // chunk stored as one plain zstd frame (codec 1) serves: a codec-0 chunk
+  // may be a deferred one that Settle turns into a delta later. nullopt if
+  // none. *aged: the base is older than the hint. Callers keep GC from
+  // deleting the base (the fence, or Settle's exclusion).
+  std::optional<ChunkId> BaseFor(const ChunkId& id, const ChunkId& hint, bool* aged);
+  // Appends an encoded chunk to the current pack and counts it.
+  Result<ChunkLocation> AppendEncoded(const ChunkId& id, Codec codec, size_t raw_len,
+                                      std::string_view encoded,
+                                      const std::optional<ChunkId>& base);
   // The base p's chunk is compressed against, and its bytes; nullopt if the
   // hint is not indexed (or unreadable). Records and protects the base.
   // *aged: the hint is itself a delta, so the base is older than the hint.

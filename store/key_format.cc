@@ -220,6 +220,10 @@ Result<DecodedDirSnapKey> DecodeDirSnap(std::string_view key) {
 
 std::string Hold(uint64_t id) { return Writer(13).Bytes(kHoldPrefix).U64(id).Take(); }
 
+std::string Settle(const ChunkId& id) {
+  return Writer(kSettlePrefix.size() + 16).Bytes(kSettlePrefix).Bytes(Chunk(id)).Take();
+}
+
 Result<DecodedInodeKey> DecodeInode(std::string_view key) {
   if (key.size() != 16) return Bad("malformed inode key", key);
   Reader r(key);
@@ -267,6 +271,12 @@ Result<uint64_t> DecodeHold(std::string_view key) {
   if (key.size() != kHoldPrefix.size() + 8 || !key.starts_with(kHoldPrefix))
     return Bad("malformed hold key", key);
   return Reader(key.substr(kHoldPrefix.size())).U64();
+}
+
+Result<ChunkId> DecodeSettle(std::string_view key) {
+  if (key.size() != kSettlePrefix.size() + 16 || !key.starts_with(kSettlePrefix))
+    return Bad("malformed settle key", key);
+  return DecodeChunk(key.substr(kSettlePrefix.size()));
 }
 
 }  // namespace keys
@@ -465,6 +475,24 @@ Result<HoldRecord> DecodeHoldRecord(std::string_view value, std::string_view key
 
 std::string EncodeMetaU32(uint32_t v) { return Writer(4).U32(v).Take(); }
 std::string EncodeMetaU64(uint64_t v) { return Writer(8).U64(v).Take(); }
+
+std::string EncodeSettleRecord(const SettleRecord& r) {
+  Writer w(24);
+  w.U64(r.gen);
+  if (r.hint) w.Bytes(keys::Chunk(*r.hint));
+  return w.Take();
+}
+
+Result<SettleRecord> DecodeSettleRecord(std::string_view value, std::string_view key) {
+  if (value.size() != 8 && value.size() != 24) return Bad("settle value is not 8 or 24 bytes", key);
+  SettleRecord r;
+  r.gen = Reader(value.substr(0, 8)).U64();
+  if (value.size() == 24) {
+    SNAPFS_ASSIGN_OR_RETURN(ChunkId hint, keys::DecodeChunk(value.substr(8)));
+    r.hint = hint;
+  }
+  return r;
+}
 
 Result<uint32_t> DecodeMetaU32(std::string_view value, std::string_view key) {
   if (value.size() != 4) return Bad("meta value is not 4 bytes", key);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -169,6 +170,11 @@ inline constexpr const char* kMinRetention = "min_retention";
 inline constexpr const char* kGuardShare = "guard_share";
 std::string Hold(uint64_t id);
 Result<uint64_t> DecodeHold(std::string_view key);
+// Meta keys of deferred chunks (stored uncompressed, to be compressed by
+// Store::Settle): "settle:" then the 16-byte chunk id.
+inline constexpr std::string_view kSettlePrefix = "settle:";
+std::string Settle(const ChunkId& id);
+Result<ChunkId> DecodeSettle(std::string_view key);
 
 struct DecodedInodeKey { Ino ino; Generation gen; };
 struct DecodedDirentKey { Ino parent; std::string name; Generation gen; };
@@ -215,6 +221,17 @@ inline constexpr size_t kNamesPerSnapPage = 4096;
 std::string EncodeExtentPage(std::span<const Extent> extents, uint64_t prev_end);
 Result<uint64_t> DecodeExtentPage(std::string_view value, std::string_view key,
                                   uint64_t prev_end, std::vector<Extent>* out);
+
+// The value of a settle key: the generation whose commit indexed the chunk
+// (its state's bytes_stored shrinks when the chunk is compressed) and the
+// base hint the chunk was put with, if any.
+struct SettleRecord {
+  Generation gen = 0;
+  std::optional<ChunkId> hint;
+  bool operator==(const SettleRecord&) const = default;
+};
+std::string EncodeSettleRecord(const SettleRecord& r);
+Result<SettleRecord> DecodeSettleRecord(std::string_view value, std::string_view key);
 
 // Meta values (docs/format.md, "Meta keys"): big-endian integers of exactly
 // 4 or 8 bytes. Decoding anything of another size is Corruption naming `key`.

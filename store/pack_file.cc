@@ -233,6 +233,12 @@ Status PackWriter::Sync() {
   return result;
 }
 
+Status PackWriter::Rollover() {
+  std::lock_guard lock(mu_);
+  if (end_ <= kPackHeaderSize) return Status::Ok();
+  return StartPack(pack_ + 1);
+}
+
 uint32_t PackWriter::current_pack() {
   std::lock_guard lock(mu_);
   return pack_;

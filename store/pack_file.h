@@ -64,6 +64,9 @@ class PackWriter {
   Status Sync();
   // The number of the pack appends go to now (GC never touches it or later).
   uint32_t current_pack();
+  // Starts the next pack if the current one holds a record, so that GC may
+  // collect the current one.
+  Status Rollover();
 
  private:
   PackWriter(std::string packs_dir, uint64_t target_size);

@@ -257,14 +257,13 @@ Store::Store(std::string path, OpenOptions options, ChunkerParams chunker)
     : path_(std::move(path)), options_(options), chunker_(chunker) {}
 
 Store::~Store() {
-  if (flusher_.joinable()) {
-    {
-      std::lock_guard lock(flush_mu_);
-      stopping_ = true;
-    }
-    flush_cv_.notify_all();
-    flusher_.join();
+  {
+    std::lock_guard lock(flush_mu_);
+    stopping_ = true;
   }
+  flush_cv_.notify_all();
+  if (settler_.joinable()) settler_.join();
+  if (flusher_.joinable()) flusher_.join();
   chunks_.reset();  // Drains the compression queue first.
   // Flush the memtables so that the next open, and every read-only
   // (secondary) open, starts from table files instead of replaying the log.
@@ -392,7 +391,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   else SNAPFS_RETURN_IF_ERROR(s->RecoverDrop());
   if (!options.read_only && !s->indexed_) SNAPFS_RETURN_IF_ERROR(s->BuildIndexes());
   s->flushed_gen_ = s->latest();  // Open put what the log held into table files.
-  if (!options.read_only) s->flusher_ = std::thread([st = s.get()] { st->FlushWhenQuiet(); });
+  if (!options.read_only) {
+    SNAPFS_RETURN_IF_ERROR(s->CountUnsettled());
+    s->flusher_ = std::thread([st = s.get()] { st->FlushWhenQuiet(); });
+    if (options.settle_when_idle) s->settler_ = std::thread([st = s.get()] { st->SettleWhenIdle(); });
+  }
   return s;
 }
 
@@ -560,6 +563,7 @@ Status Store::LoadMeta() {
   co.cache_bytes = options_.chunk_cache_bytes;
   co.threads = options_.compress_threads;
   co.read_only = options_.read_only;
+  co.defer_above = options_.defer_above;
   if (co.zstd_level < 1 || co.zstd_level > 19) return Status::Invalid("zstd level must be 1..19");
   chunks_ = std::make_unique<ChunkStore>(db_.get(), cf_chunks_, path_ + "/packs",
                                          std::move(hasher), co);
@@ -861,6 +865,7 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
   rocksdb::WriteBatch batch;
   // Index entries first (no generation in them); this may sync the packs.
   SNAPFS_RETURN_IF_ERROR(chunks_->AddIndexEntries(m.unindexed_, &batch));
+  const auto deferred = chunks_->Deferred(m.unindexed_);
 
   std::lock_guard lock(commit_mu_);
   const Generation g = last_gen_ + 1;
@@ -893,6 +898,8 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
   batch.Put(cf_log_, keys::Log(g), EncodeLogRecord(log)).PermitUncheckedError();
   batch.Put(cf_times_, keys::Time(now, g), EncodeIndexMark()).PermitUncheckedError();
   batch.Put(cf_meta_, kMetaNextIno, U64(next_ino_.load())).PermitUncheckedError();
+  for (const auto& [id, hint] : deferred)  // For Settle (store/settle.cc).
+    batch.Put(cf_meta_, keys::Settle(id), EncodeSettleRecord({g, hint})).PermitUncheckedError();
 
   // Extend the newest state, or start one after a quiet gap. state_files_ is
   // only changed once the batch is written.
@@ -927,6 +934,7 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
     last_commit_ = std::chrono::steady_clock::now();
   }
   state_ = st;
+  unsettled_ += deferred.size();
   if (new_state) state_files_.clear();
   if (new_file) state_files_.insert(log.ino);
   chunks_->MarkIndexed(m.unindexed_);

@@ -72,6 +72,25 @@ struct OpenOptions {
   int zstd_level = 0;                // 0: the store's default.
   size_t chunk_cache_bytes = 64u << 20;
   int compress_threads = 0;          // 0: one per core (at least 2).
+  // Deferred compression (docs/design.md, "Deferred compression"): new
+  // chunks are stored uncompressed while more than this many raw bytes wait
+  // for the compression workers; SIZE_MAX: never. See also settle_when_idle.
+  size_t defer_above = SIZE_MAX;
+  // A background thread compresses deferred chunks (Settle) whenever the
+  // store has been idle for a moment, and collects the space they took.
+  bool settle_when_idle = false;
+};
+
+// What Settle() did.
+struct SettleStats {
+  uint64_t chunks = 0;        // Deferred chunks now stored compressed.
+  uint64_t raw_bytes = 0;     // Their stored bytes before (uncompressed) ...
+  uint64_t stored_bytes = 0;  // ... and now.
+  uint64_t deltas = 0;        // Of those chunks, stored as a delta (codec 2).
+  uint64_t unchanged = 0;     // Records left as they were: gone, already compressed, or the
+                              // bytes do not compress.
+  uint64_t damaged = 0;       // Records that failed verification (snapfs-check names them).
+  bool done = false;          // No deferred chunk is left.
 };
 
 // One change being prepared for Commit(). Keys get the generation at commit.
@@ -223,6 +242,19 @@ class Store {
   // concurrent write re-uses is never deleted: docs/design.md, "Garbage
   // collection") and against SIGKILL at any point. Serialized with DropStates.
   Result<GcStats> CollectGarbage(const GcOptions& options);
+  // Compresses deferred chunks (stored uncompressed while writes outran the
+  // compression workers, OpenOptions::defer_above), at most about
+  // `max_raw_bytes` of them: each is compressed as a worker would have (a
+  // delta against the chunk its file offset held before, if that pays),
+  // appended, the packs synced, and its index entry moved to the new record
+  // in one synced batch that also drops its settle key and takes the bytes
+  // saved off the bytes_stored of the state that stored it. The old record
+  // is garbage for CollectGarbage(). Crash-safe at any point (an interrupted
+  // batch is redone). Serialized with DropStates() and CollectGarbage().
+  Result<SettleStats> Settle(uint64_t max_raw_bytes);
+  // Settles every deferred chunk; if any was, starts a new pack and collects
+  // garbage (`gc`), so the space of the uncompressed records is freed too.
+  Result<std::pair<SettleStats, std::optional<GcStats>>> SettleAll(const GcOptions& gc);
   // True if generation g lies in a dropped state.
   bool IsDropped(Generation g) const;
   // g itself if it is kept, else the newest kept generation before it; 0 if
@@ -307,6 +339,15 @@ class Store {
   Status LoadDropped();                  // Reads meta `dropped` into dropped_.
   Status FinishDrop(DropStats* stats);   // Deletes what dropped states alone showed.
   Status RecoverDrop();                  // At Open: finishes an interrupted drop.
+  // Deferred compression (store/settle.cc).
+  Status CountUnsettled();               // At Open: sets unsettled_.
+  void SettleWhenIdle();                 // The settler_ thread.
+  Result<GcStats> CollectAfterSettle(const GcOptions& gc);
+  // Takes `saved` bytes off bytes_stored of the state holding each
+  // generation, into `batch`; *current: the new state_ if it changed.
+  // commit_mu_ held.
+  Status ShrinkStatesLocked(const std::map<Generation, uint64_t>& saved,
+                            rocksdb::WriteBatch* batch, std::optional<State>* current);
 
   const std::string path_;
   const OpenOptions options_;
@@ -338,6 +379,10 @@ class Store {
   Generation flushed_gen_ = 0;     // Newest generation known to be in table files.
   std::chrono::steady_clock::time_point last_commit_;
   std::thread flusher_;
+  std::thread settler_;            // Settles when idle (options_.settle_when_idle).
+  // Settle keys written (an upper bound: two commits may record one chunk);
+  // the settler looks for work only while this is not 0.
+  std::atomic<uint64_t> unsettled_{0};
 
   std::mutex commit_mu_;           // Serializes Commit().
   // The last write to RocksDB failed (guarded by commit_mu_ for writes; read

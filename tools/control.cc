@@ -157,6 +157,20 @@ Result<json> Execute(store::Store& store, const json& req, int64_t now_ns) {
     return json{{"ok", true}, {"policy", PolicyJson(policy)}};
   }
   if (op == "prune") return Prune(store, req, now_ns);
+  if (op == "settle") {
+    SNAPFS_ASSIGN_OR_RETURN(auto result, store.SettleAll(store::GcOptions{}));
+    const store::SettleStats& s = result.first;
+    json out = {{"ok", true},
+                {"settle", {{"chunks", s.chunks},
+                            {"raw_bytes", s.raw_bytes},
+                            {"stored_bytes", s.stored_bytes},
+                            {"deltas", s.deltas},
+                            {"unchanged", s.unchanged},
+                            {"damaged", s.damaged},
+                            {"done", s.done}}}};
+    if (result.second) out["gc"] = GcJson(*result.second);
+    return out;
+  }
   if (op == "gc") {
     SNAPFS_ASSIGN_OR_RETURN(store::GcStats gc, store.CollectGarbage(store::GcOptions{}));
     return json{{"ok", true}, {"gc", GcJson(gc)}};

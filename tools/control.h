@@ -13,7 +13,8 @@
 //   <- {"ok": true, "hold": {...}}   or   {"ok": false, "code": N, "error": "..."}
 // ops: holds, hold, release {id}, set-min-retention {ns}, prune {rules:
 // {keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly,
-// keep_within_ns}, dry_run}, gc. `code` is a store::Code.
+// keep_within_ns}, dry_run}, gc, settle (Store::SettleAll, then GC if anything
+// was settled). `code` is a store::Code.
 //
 // On an unmounted store the tools open it read-write and run the same
 // ExecuteRequest() in their own process, so both paths do exactly the same.

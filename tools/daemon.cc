@@ -66,6 +66,10 @@ Status ParseMountOptions(const std::vector<std::string>& raw, MountConfig* confi
         if (!ParseInt(std::string_view(o).substr(9), 1, 1 << 20, &n))
           return Status::Invalid("-o " + o + ": the cache size must be 1..1048576 MiB");
         config->store.chunk_cache_bytes = size_t{static_cast<unsigned>(n)} << 20;
+      } else if (o.starts_with("defer_mb=")) {
+        if (!ParseInt(std::string_view(o).substr(9), 0, 1 << 20, &n))
+          return Status::Invalid("-o " + o + ": defer_mb must be 0..1048576 (0: never defer)");
+        config->store.defer_above = n == 0 ? SIZE_MAX : size_t{static_cast<unsigned>(n)} << 20;
       } else if (o.starts_with("max_read=")) {
         // libfuse 3.14 fails the session at INIT unless init() repeats it.
         return Status::Invalid("-o " + o + ": not supported");
@@ -179,6 +183,11 @@ int RunDaemon(const DaemonArgs& args, const ViewOpener& open) {
   // faulted in again by the next chunk buffer. Keep up to 16 MiB per arena.
   ::mallopt(M_TRIM_THRESHOLD, 16 << 20);
   MountConfig config;
+  // Deferred compression (docs/design.md): a dump written faster than zstd
+  // keeps up goes to disk uncompressed and is compressed once the mount is
+  // idle, so the dump is not slowed down by compression.
+  config.store.defer_above = kDefaultDeferBytes;
+  config.store.settle_when_idle = true;
   Status st = ParseMountOptions(args.options, &config);
   if (!st.ok()) return LogFailure(kExitUsage, "bad option", st.message());
   if (args.ready_fd >= 0 && ::fcntl(args.ready_fd, F_SETFD, FD_CLOEXEC) != 0)

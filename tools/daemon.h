@@ -56,6 +56,10 @@ void AddDaemonOptions(CLI::App* app, DaemonArgs* args);
 // although they are harmless here (defaults, _netdev, nofail, x-*, relatime,
 // ...) are dropped; everything else is passed on to libfuse, which rejects
 // what it does not know (exit 2).
+// New chunks are stored uncompressed while more than this many raw bytes
+// wait for compression (-o defer_mb=N; store::OpenOptions::defer_above).
+inline constexpr size_t kDefaultDeferBytes = 4u << 20;
+
 struct MountConfig {
   store::OpenOptions store;               // zstd_level, chunk_cache_bytes.
   std::optional<bool> read_only;          // The last of ro / rw; nullopt: neither.

@@ -1,6 +1,7 @@
 // snapfs: create a store, or mount one.
 //
 //   snapfs --init STORE [--zstd-level N] [--state-gap DURATION]
+//   snapfs --settle STORE
 //   snapfs [-f] [-d] [-o OPT[,OPT...]]... [--ready-fd N] STORE MOUNTPOINT
 //
 // Also the mount helper behind an fstab line such as
@@ -21,6 +22,7 @@
 #include <CLI/CLI.hpp>
 #pragma GCC diagnostic pop
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <cstdint>
 #include <memory>
@@ -49,6 +51,33 @@ int RunInit(const std::string& path, int zstd_level, int64_t state_gap_ns,
   options.root_gid = ::getgid();
   Status st = store::Store::Init(path, options);
   if (!st.ok()) return LogFailure(kExitRuntime, "cannot create store", st.message());
+  return kExitOk;
+}
+
+// Compresses what was stored uncompressed to keep up with fast writes and
+// frees its space, through the daemon if the store is mounted (Store::SettleAll).
+int RunSettle(const std::string& path) {
+  RequestRoute route;
+  Result<nlohmann::json> resp = SendRequest(path, {{"op", "settle"}}, &route);
+  if (!resp.ok())
+    return LogFailure(ExitCodeForRequest(resp.status(), route),
+                      route.open_failed ? "cannot open store" : "settle", resp.status().message());
+  const nlohmann::json& s = (*resp)["settle"];
+  std::printf("settled %llu chunks: %llu bytes stored uncompressed now take %llu (%llu deltas)",
+              static_cast<unsigned long long>(s.value("chunks", uint64_t{0})),
+              static_cast<unsigned long long>(s.value("raw_bytes", uint64_t{0})),
+              static_cast<unsigned long long>(s.value("stored_bytes", uint64_t{0})),
+              static_cast<unsigned long long>(s.value("deltas", uint64_t{0})));
+  if (resp->contains("gc")) {
+    const nlohmann::json& gc = (*resp)["gc"];
+    std::printf("; packs %llu -> %llu bytes",
+                static_cast<unsigned long long>(gc.value("pack_bytes_before", uint64_t{0})),
+                static_cast<unsigned long long>(gc.value("pack_bytes_after", uint64_t{0})));
+  }
+  if (s.value("damaged", uint64_t{0}) > 0)
+    std::printf("; %llu damaged records left as they are (run snapfs-check)",
+                static_cast<unsigned long long>(s.value("damaged", uint64_t{0})));
+  std::printf("\n");
   return kExitOk;
 }
 
@@ -142,6 +171,9 @@ constexpr char kFooter[] = R"(
 is always on), ro for a read-only mount, and snapfs's own:
   zstd=N       compression level of new chunks (1..19; default: the store's)
   cache_mb=N   size of the decoded-chunk cache in MiB (default 64)
+  defer_mb=N   while more than N MiB of new data wait for compression, store
+               new chunks uncompressed and compress them once the mount is
+               idle (default 4; 0: always compress at once)
   keep_last=N, keep_hourly=N, keep_daily=N, keep_weekly=N, keep_monthly=N,
   keep_within=DURATION
                prune automatically with these rules (as snapfs-prune), right
@@ -173,6 +205,13 @@ int Main(int argc, char** argv) {
   DaemonArgs args;
   CLI::Option* init = app.add_option("--init", init_store, "Create a new, empty store and exit")
                           ->option_text("STORE");
+  std::string settle_store;
+  CLI::Option* settle =
+      app.add_option("--settle", settle_store,
+                     "Compress now what was stored uncompressed to keep up with fast writes, "
+                     "free its space, and exit (through the daemon if STORE is mounted)")
+          ->option_text("STORE")
+          ->excludes(init);
   app.add_option("--zstd-level", zstd_level, "With --init: default compression level")
       ->check(CLI::Range(1, 19))
       ->needs(init)
@@ -220,6 +259,11 @@ int Main(int argc, char** argv) {
       min_ns = *d;
     }
     return RunInit(init_store, zstd_level, gap_ns, min_ns, static_cast<uint32_t>(guard_share));
+  }
+  if (settle->count() > 0) {
+    if (!args.store.empty())
+      return LogFailure(kExitUsage, "--settle", "takes only the store");
+    return RunSettle(settle_store);
   }
   if (args.store.empty() || args.mountpoint.empty())
     return LogFailure(kExitUsage, "usage", "snapfs [options] STORE MOUNTPOINT (see --help)");

@@ -26,28 +26,11 @@ using fs::VfsOptions;
 using fs::testing::Stat;
 using testing::TempDir;
 using testing::XorFileByte;
+using testing::DumpText;
+using testing::PacksBytes;
 
 constexpr int64_t kGapNs = 20'000'000;  // 20 ms of quiet ends a state.
 constexpr size_t kDumpBytes = 6u << 20;
-
-// The first `bytes` bytes of the benchmark's SQL dump on `day` (rows change
-// by 1 % a day, at scattered places; bench/dump_data.h).
-std::string DumpText(size_t bytes, int day) {
-  std::string text;
-  bench::History h{.seed = 3};
-  bench::SqlDump(bytes + bytes / 8, day, h, 1 << 20, [&](std::string* piece) {
-    if (text.size() < bytes) text.append(*piece, 0, std::min(piece->size(), bytes - text.size()));
-    piece->clear();
-  });
-  text.resize(bytes, '\n');
-  return text;
-}
-
-uint64_t PacksBytes(const std::string& dir) {
-  uint64_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.file_size();
-  return n;
-}
 
 class DeltaTest : public testing::VfsStoreTest {
  protected:
@@ -77,67 +60,6 @@ class DeltaTest : public testing::VfsStoreTest {
     return id;
   }
 
-  // Writes `data` to `name` as a dump job does: open with O_TRUNC (or
-  // create), write 1 MiB at a time (FUSE's max_write), close. Returns the
-  // bytes this added to the packs.
-  uint64_t Dump(const std::string& name, const std::string& data) {
-    const uint64_t before = PacksBytes(packs_);
-    fs::FileHandle fh;
-    Result<fs::Attr> a = Stat(*vfs_, kRootIno, name);
-    if (a.ok()) {
-      Result<fs::FileHandle> h = vfs_->Open(a->ino, O_WRONLY | O_TRUNC);
-      EXPECT_OK(h);
-      if (!h.ok()) return 0;
-      fh = *h;
-    } else {
-      Result<Vfs::Created> c = vfs_->Create(kRootIno, name, 0644, O_WRONLY, fs::testing::kUser);
-      EXPECT_OK(c);
-      if (!c.ok()) return 0;
-      fh = c->fh;
-      vfs_->Forget(c->attr.ino, 1);
-    }
-    for (size_t at = 0; at < data.size(); at += 1 << 20) {
-      const size_t n = std::min<size_t>(1 << 20, data.size() - at);
-      EXPECT_OK(vfs_->Write(fh, at, data.data() + at, n));
-    }
-    EXPECT_OK(vfs_->Release(fh));
-    return PacksBytes(packs_) - before;
-  }
-
-  // The content of `name` in the tree at generation `g`.
-  Result<std::string> ReadAt(Generation g, const std::string& name) {
-    VfsOptions o;
-    o.at = g;
-    o.read_only = true;
-    Vfs view(store_.get(), o);
-    SNAPFS_ASSIGN_OR_RETURN(fs::Attr a, Stat(view, kRootIno, name));
-    return fs::testing::ReadFile(view, a.ino);
-  }
-
-  // The extents of `name` as of now.
-  std::vector<Extent> ExtentsOf(const std::string& name) {
-    Result<fs::Attr> a = Stat(*vfs_, kRootIno, name);
-    EXPECT_OK(a);
-    if (!a.ok()) return {};
-    Result<std::optional<InodeRecord>> rec = store_->GetInode(a->ino, kLatest);
-    EXPECT_OK(rec);
-    if (!rec.ok() || !*rec) return {};
-    Result<std::vector<Extent>> ex = store_->GetExtents(a->ino, **rec);
-    EXPECT_OK(ex);
-    return ex.ok() ? *ex : std::vector<Extent>{};
-  }
-  // delta chunk -> its base, for the chunks of `name` stored as deltas.
-  std::map<ChunkId, ChunkId> DeltasOf(const std::string& name) {
-    std::map<ChunkId, ChunkId> out;
-    for (const Extent& e : ExtentsOf(name)) {
-      Result<std::optional<ChunkLocation>> loc = chunks().Locate(e.id);
-      EXPECT_OK(loc);
-      if (loc.ok() && *loc && (*loc)->codec == Codec::kZstdDelta) out[e.id] = (*loc)->base;
-    }
-    return out;
-  }
-
-  const std::string packs_ = path_ + "/packs";
 };
 
 TEST_F(DeltaTest, LaterDaysOfADumpCostAFractionOfTheFirstAndEveryDayReadsBack) {

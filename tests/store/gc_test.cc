@@ -99,14 +99,6 @@ class GcTest : public testing::VfsStoreTest {
     }
     return out;
   }
-  std::vector<State> States() {
-    std::vector<State> out;
-    EXPECT_OK(store_->ListStates(0, [&](const State& s) {
-      out.push_back(s);
-      return true;
-    }));
-    return out;
-  }
   // Every kept generation reads as before; a dropped one as the kept one
   // before it.
   void ExpectKeptExact(const std::map<Generation, Tree>& oracle) {
