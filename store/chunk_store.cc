@@ -449,12 +449,15 @@ class DecodeBufferPool {
     const size_t cap = ClassOf(n);
     std::unique_ptr<std::string> s;
     {
+      // The class of n or, failing that, one of the next two (a buffer up to
+      // 3/8 too large beats a fresh one).
       std::lock_guard lock(mu_);
-      auto it = free_.find(cap);
-      if (it != free_.end() && !it->second.empty()) {
+      for (size_t c = cap, tries = 0; !s && tries < 3; c += std::bit_floor(c) / 8, ++tries) {
+        auto it = free_.find(c);
+        if (it == free_.end() || it->second.empty()) continue;
         s = std::move(it->second.back());
         it->second.pop_back();
-        bytes_ -= cap;
+        bytes_ -= c;
       }
     }
     if (!s) {
