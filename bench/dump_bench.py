@@ -461,6 +461,17 @@ class PassthroughTarget(MountedTarget):
         self.daemon = FuseDaemon("passthrough_ll", [
             self.b.passthrough, "-f", "-o", f"writeback,source={self.backing}", self.mnt],
             self.mnt, os.path.join(self.b.out, f"passthrough-{self.w.name}.log"), env=env)
+        if self.b.tune_passthrough:
+            # The kernel's readahead window snapfs sets for its own mount
+            # (fs/fuse_bridge.h, MountOptions::read_ahead_kb): the same for
+            # the baseline. Root only, as for snapfs.
+            st = os.stat(self.mnt)
+            knob = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+            try:
+                with open(knob, "w") as f:
+                    f.write("4096")
+            except OSError as e:
+                log(f"passthrough_ll keeps the kernel's readahead: {knob}: {e}")
 
     def stored(self):
         return du(self.backing)  # One copy: it keeps no history.
@@ -863,8 +874,10 @@ def markdown(b, started, load_before):
                  "CPU: daemon + writer (or borg/restic), settling included.")
     if "passthrough" in b.targets:
         lines.append("passthrough_ll ran with " + (
-            "MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TOP_PAD_=16777216 (see dump_bench.py)."
-            if b.tune_passthrough else "glibc's default malloc settings (--untuned-passthrough)."))
+            "MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TOP_PAD_=16777216 and read_ahead_kb 4096, "
+            "as snapfs sets for its mount (see dump_bench.py)."
+            if b.tune_passthrough else "glibc's default malloc settings and the kernel's "
+            "readahead (--untuned-passthrough)."))
     if getattr(b, "rss_result", None):
         r = b.rss_result
         lines += ["", f"RSS check: one {r['size_mib']} MiB dump streamed into snapfs at "
@@ -929,7 +942,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep stores and copies")
     ap.add_argument("--untuned-passthrough", dest="tune_passthrough", action="store_false",
                     help="run passthrough_ll with glibc's default malloc settings (its reads "
-                         "are then several times slower)")
+                         "are then several times slower) and the kernel's 128 KiB readahead "
+                         "(snapfs raises its own mount's to 4 MiB)")
     ap.add_argument("--perf", action="store_true",
                     help="perf-record the snapfs daemon during sql days 1 and 2")
     ap.add_argument("--rss-check", dest="rss_check_size", type=parse_size, default=0,

@@ -5,13 +5,17 @@
 #include <fuse3/fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <exception>
+#include <fstream>
+#include <limits>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "fs/log.h"
@@ -25,7 +29,6 @@ namespace {
 constexpr double kLiveTimeoutS = 1.0;
 constexpr double kReadOnlyTimeoutS = 3600.0;
 constexpr unsigned kMaxWrite = 1u << 20;
-constexpr unsigned kMinReadahead = 1u << 20;
 constexpr unsigned kMaxBackground = 64;
 
 Vfs& VfsOf(fuse_req_t req) { return *static_cast<Vfs*>(fuse_req_userdata(req)); }
@@ -131,9 +134,10 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // kernel does it instead, through setattr, as on any disk.
   conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
   conn->max_write = kMaxWrite;
-  // The kernel keeps the smaller of this and what it offered (128 KiB by
-  // default), so its readahead stays 128 KiB; fs/read_ahead.h makes up for it.
-  conn->max_readahead = std::max(conn->max_readahead, kMinReadahead);
+  // The kernel's readahead window becomes the smaller of this and the
+  // mount's read_ahead_kb, which FuseMount::Mount raises (it offers 128 KiB,
+  // the read_ahead_kb it found when mounting).
+  conn->max_readahead = std::numeric_limits<unsigned>::max();
   conn->max_background = kMaxBackground;
 }
 
@@ -276,17 +280,22 @@ void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 
 void OnRead(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off, fuse_file_info* fi) {
   Handle(req, "read", [&] {
-    // One reply buffer per worker thread, reused: saves an allocation per read
-    // and, when glibc hands out freshly mapped memory, its page faults.
-    thread_local std::unique_ptr<char[]> buf;
-    thread_local size_t capacity = 0;
-    if (capacity < size) {
-      buf = std::make_unique_for_overwrite<char[]>(size);
-      capacity = size;
+    // The reply gathers the bytes from the decoded chunks (writev): they are
+    // copied once, by the kernel, into the reader's pages. Kept per worker
+    // thread to save allocations; emptied after each reply so no chunk is
+    // held longer than its reply.
+    thread_local std::vector<store::FileContent::Slice> slices;
+    thread_local std::vector<iovec> iov;
+    Result<size_t> n = VfsOf(req).ReadSlices(fi->fh, static_cast<uint64_t>(off), size, &slices);
+    if (!n.ok()) {
+      slices.clear();
+      return ReplyStatus(req, n.status());
     }
-    Result<size_t> n = VfsOf(req).Read(fi->fh, static_cast<uint64_t>(off), size, buf.get());
-    if (!n.ok()) return ReplyStatus(req, n.status());
-    fuse_reply_buf(req, buf.get(), *n);
+    iov.clear();
+    for (const store::FileContent::Slice& s : slices)
+      iov.push_back(iovec{const_cast<char*>(s.chunk->data() + s.offset), s.length});
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+    slices.clear();
   });
 }
 
@@ -466,6 +475,52 @@ class FuseArgs {
   fuse_args args_ = FUSE_ARGS_INIT(0, nullptr);
 };
 
+// The backing device of the mount at `mountpoint` (a canonical path) as
+// "major:minor", from the mount table: a stat() of the mount point would be
+// a request to this daemon, which does not serve yet. The last match is the
+// mount on top. Empty if none.
+std::string MountDevice(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, device;
+  while (std::getline(in, line)) {
+    // ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ...; the mount point has space,
+    // tab, newline and backslash escaped as \ooo.
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, escaped;
+    if (!(fields >> id >> parent >> dev >> root >> escaped)) continue;
+    std::string path;
+    auto octal = [](char c) { return c >= '0' && c <= '7'; };
+    for (size_t i = 0; i < escaped.size(); ++i) {
+      const char* e = escaped.c_str() + i;
+      if (e[0] == '\\' && i + 3 < escaped.size() && octal(e[1]) && octal(e[2]) && octal(e[3])) {
+        path += static_cast<char>((e[1] - '0') * 64 + (e[2] - '0') * 8 + (e[3] - '0'));
+        i += 3;
+      } else {
+        path += e[0];
+      }
+    }
+    if (path == mountpoint) device = dev;
+  }
+  return device;
+}
+
+// Raises the kernel's readahead for the new mount (MountOptions::read_ahead_kb).
+// FUSE_INIT can only lower the window the kernel offers (the bdi's, 128 KiB by
+// default), so the bdi's read_ahead_kb is the one knob that raises it: the
+// kernel then reads a sequential file ahead in requests of up to max_write
+// bytes, several at a time, and the worker threads serve them in parallel.
+void RaiseReadAhead(const std::string& mountpoint, unsigned kb) {
+  const std::string device = MountDevice(mountpoint);
+  if (device.empty()) {
+    LogInfo("read-ahead: %s is not in the mount table", mountpoint.c_str());
+    return;
+  }
+  const std::string knob = "/sys/class/bdi/" + device + "/read_ahead_kb";
+  std::ofstream out(knob);
+  out << kb << std::flush;
+  if (!out) LogInfo("read-ahead stays the kernel's: cannot write %s", knob.c_str());
+}
+
 }  // namespace
 
 Result<std::unique_ptr<FuseMount>> FuseMount::Mount(Vfs* vfs, const MountOptions& options) {
@@ -478,6 +533,10 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(Vfs* vfs, const MountOptions
   }
   if (!S_ISDIR(st.st_mode))
     return Status::Io("mount point " + options.mountpoint + " is not a directory");
+  // Canonical before mounting: resolving the mount point afterwards would ask
+  // this daemon about its root.
+  std::unique_ptr<char, decltype(&::free)> canonical(::realpath(options.mountpoint.c_str(), nullptr),
+                                                    &::free);
 
   std::string opts = "default_permissions,subtype=snapfs,fsname=" +
                      EscapeOption(options.fsname.empty() ? "snapfs" : options.fsname);
@@ -501,6 +560,7 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Mount(Vfs* vfs, const MountOptions
     fuse_session_destroy(se);
     return Status::Io("mount on " + options.mountpoint + " failed (see the message above)");
   }
+  if (options.read_ahead_kb > 0 && canonical) RaiseReadAhead(canonical.get(), options.read_ahead_kb);
   return std::unique_ptr<FuseMount>(new FuseMount(se, options.max_idle_threads));
 }
 

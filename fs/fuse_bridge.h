@@ -44,6 +44,11 @@ struct MountOptions {
   bool debug = false;
   // Worker threads kept alive while idle. Default 10.
   unsigned max_idle_threads = 10;
+  // The kernel's readahead window for files of this mount, in KiB: written to
+  // the mount's /sys/class/bdi/<dev>/read_ahead_kb after mounting (root
+  // only; otherwise the kernel's 128 KiB stays, and the log says so at info
+  // level). 0: leave it. See docs/design.md, "Read path".
+  unsigned read_ahead_kb = 4096;
 };
 
 class FuseMount {

@@ -183,6 +183,14 @@ Result<size_t> SnapshotDir::Read(FileHandle fh, uint64_t offset, size_t len, cha
   return view->vfs.Read(real, offset, len, out);
 }
 
+Result<size_t> SnapshotDir::ReadSlices(FileHandle fh, uint64_t offset, size_t len,
+                                       std::vector<store::FileContent::Slice>* out) {
+  FileHandle real;
+  ViewPtr view = ViewOfHandle(fh, &real);
+  if (!view) return Status::Invalid("bad file handle");
+  return view->vfs.ReadSlices(real, offset, len, out);
+}
+
 Status SnapshotDir::Release(FileHandle fh) {
   FileHandle real;
   ViewPtr view = ViewOfHandle(fh, &real);

@@ -53,6 +53,8 @@ class SnapshotDir {
   Result<std::string> Readlink(Ino ino);
   Result<FileHandle> Open(Ino ino, int flags);
   Result<size_t> Read(FileHandle fh, uint64_t offset, size_t len, char* out);
+  Result<size_t> ReadSlices(FileHandle fh, uint64_t offset, size_t len,
+                            std::vector<store::FileContent::Slice>* out);
   Status Release(FileHandle fh);
   Result<FileHandle> OpenDir(Ino ino);
   const std::vector<DirEntry>& DirEntries(FileHandle fh) const;

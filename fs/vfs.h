@@ -156,6 +156,13 @@ class Vfs {
                          const Caller& caller);
   // Reads of one file run concurrently with each other (not with its writes).
   Result<size_t> Read(FileHandle fh, uint64_t offset, size_t len, char* out);
+  // Read() for a reply that gathers the bytes (writev) instead of copying
+  // them: replaces *out with the bytes read, in order, mostly slices of the
+  // decoded chunks themselves (store::FileContent::ReadSlices). Dirty bytes
+  // and holes are copied into a slice of their own. The slices hold their
+  // bytes: they stay valid whatever happens to the file after.
+  Result<size_t> ReadSlices(FileHandle fh, uint64_t offset, size_t len,
+                            std::vector<store::FileContent::Slice>* out);
   Result<size_t> Write(FileHandle fh, uint64_t offset, const char* data, size_t len);
   // close(2) of one descriptor: commits the file's new content, if any.
   Status Flush(FileHandle fh);
@@ -214,6 +221,8 @@ class Vfs {
   bool IsSnapfsHandle(FileHandle fh) const;
   bool IsSnapfsName(Ino parent, std::string_view name) const;
 
+  // Logs a failed read of `inode` and returns the status to reply with.
+  Status ReadFailed(const Inode& inode, uint64_t offset, const Status& st);
   // Queues the chunks past [offset, end) that a sequential reader of `of`
   // will want next (inode.mu held, shared or not).
   void ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end);

@@ -1,6 +1,7 @@
 #include "store/chunk_store.h"
 
 #include <algorithm>
+#include <bit>
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
@@ -488,13 +489,83 @@ Result<ChunkBytes> ChunkStore::Fetch(const ChunkId& id, const ChunkId* base_of) 
   return bytes;
 }
 
+namespace {
+
+// Buffers for decoded chunks, recycled: the buffer of a chunk dropped from
+// the cache (its last ChunkBytes gone) is kept for the next chunk decoded
+// into the same size class. A fresh std::string is zero-filled by resize()
+// before zstd overwrites it, and its pages are faulted in anew: a quarter of
+// the daemon's CPU reading a dump back (docs/performance.md, "Reading
+// back"). A recycled one is resized within its capacity, which fills at most
+// the difference between two chunks of one class.
+class DecodeBufferPool {
+ public:
+  static constexpr size_t kMinSize = 16u << 10;  // Smaller chunks get a plain string.
+  static constexpr size_t kMaxSize = 4u << 20;   // So do larger ones.
+  static constexpr size_t kMaxBytes = 8u << 20;  // Capacity kept free in all.
+
+  // Never destroyed: a ChunkBytes may outlive every other static.
+  static DecodeBufferPool& Get() {
+    static DecodeBufferPool* pool = new DecodeBufferPool;
+    return *pool;
+  }
+
+  // A string with room for `n` bytes, owned by the returned ChunkBytes, which
+  // gives it back here when the last copy is gone. Its contents are stale.
+  std::shared_ptr<std::string> Take(size_t n) {
+    if (n < kMinSize || n > kMaxSize) return std::make_shared<std::string>();
+    const size_t cap = ClassOf(n);
+    std::unique_ptr<std::string> s;
+    {
+      // The class of n or, failing that, one of the next two (a buffer up to
+      // 3/8 too large beats a fresh one).
+      std::lock_guard lock(mu_);
+      for (size_t c = cap, tries = 0; !s && tries < 3; c += std::bit_floor(c) / 8, ++tries) {
+        auto it = free_.find(c);
+        if (it == free_.end() || it->second.empty()) continue;
+        s = std::move(it->second.back());
+        it->second.pop_back();
+        bytes_ -= c;
+      }
+    }
+    if (!s) {
+      s = std::make_unique<std::string>();
+      s->reserve(cap);
+    }
+    return std::shared_ptr<std::string>(s.release(), [](std::string* p) { Get().Give(p); });
+  }
+
+ private:
+  // n rounded up to a multiple of an eighth of the power of two below it: a
+  // chunk wastes at most 1/8 of its bytes, and there are 8 classes per octave.
+  static size_t ClassOf(size_t n) {
+    const size_t step = std::bit_floor(n) / 8;
+    return (n + step - 1) / step * step;
+  }
+  void Give(std::string* p) {
+    std::unique_ptr<std::string> s(p);
+    const size_t cap = s->capacity();
+    if (cap < kMinSize || cap > kMaxSize || cap != ClassOf(cap)) return;
+    std::lock_guard lock(mu_);
+    if (bytes_ + cap > kMaxBytes) return;
+    bytes_ += cap;
+    free_[cap].push_back(std::move(s));
+  }
+
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<std::unique_ptr<std::string>>> free_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace
+
 Result<ChunkBytes> ChunkStore::ReadVerified(const ChunkId& id, const ChunkLocation& loc) {
   SNAPFS_ASSIGN_OR_RETURN(std::string stored, reader_.Read(id, loc));
   ChunkBytes base;
   if (loc.codec == Codec::kZstdDelta) {
     SNAPFS_ASSIGN_OR_RETURN(base, Fetch(loc.base, &id));
   }
-  auto raw = std::make_shared<std::string>();
+  std::shared_ptr<std::string> raw = DecodeBufferPool::Get().Take(loc.raw_len);
   Status st = DecodeChunk(loc.codec, stored, loc.raw_len,
                           base ? std::string_view(*base) : std::string_view(), raw.get());
   if (!st.ok()) return Status::Corruption("chunk " + id.Hex() + ": " + st.message());
@@ -517,9 +588,9 @@ void ChunkStore::CacheInsert(const ChunkId& id, const ChunkBytes& bytes) {
   if (cache_.count(id)) return;
   lru_.emplace_front(id, bytes);
   cache_.emplace(id, lru_.begin());
-  cache_size_ += bytes->size();
+  cache_size_ += bytes->capacity();  // What it holds: a recycled buffer may be larger.
   while (cache_size_ > options_.cache_bytes && !lru_.empty()) {
-    cache_size_ -= lru_.back().second->size();
+    cache_size_ -= lru_.back().second->capacity();
     cache_.erase(lru_.back().first);
     lru_.pop_back();
   }

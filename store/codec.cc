@@ -158,22 +158,30 @@ Status EncodeChunk(std::string_view raw, int level, std::string_view base, doubl
 
 Status DecodeChunk(Codec codec, std::string_view stored, uint32_t raw_len, std::string_view base,
                    std::string* out) {
-  out->clear();
-  switch (codec) {
-    case Codec::kRaw:
-      if (stored.size() != raw_len) {
-        return Corrupt("raw chunk is " + std::to_string(stored.size()) + " bytes, want " +
-                       std::to_string(raw_len));
-      }
-      out->assign(stored);
-      return Status::Ok();
-    case Codec::kZstd:
-      return DecodeZstd(stored, raw_len, std::string_view(), out);
-    case Codec::kZstdDelta:
-      if (base.empty()) return Corrupt("a zstd-delta chunk needs its base chunk");
-      return DecodeZstd(stored, raw_len, base, out);
-  }
-  return Corrupt("unknown codec " + std::to_string(static_cast<int>(codec)));
+  // *out is not cleared first: DecodeZstd resizes it to raw_len, which fills
+  // with zeros only the bytes past its old size (none when a buffer is reused
+  // for a chunk no larger, see ChunkStore::ReadVerified), and zstd overwrites
+  // every byte.
+  auto decode = [&]() -> Status {
+    switch (codec) {
+      case Codec::kRaw:
+        if (stored.size() != raw_len) {
+          return Corrupt("raw chunk is " + std::to_string(stored.size()) + " bytes, want " +
+                         std::to_string(raw_len));
+        }
+        out->assign(stored);
+        return Status::Ok();
+      case Codec::kZstd:
+        return DecodeZstd(stored, raw_len, std::string_view(), out);
+      case Codec::kZstdDelta:
+        if (base.empty()) return Corrupt("a zstd-delta chunk needs its base chunk");
+        return DecodeZstd(stored, raw_len, base, out);
+    }
+    return Corrupt("unknown codec " + std::to_string(static_cast<int>(codec)));
+  };
+  Status st = decode();
+  if (!st.ok()) out->clear();
+  return st;
 }
 
 }  // namespace snapfs::store

@@ -121,6 +121,27 @@ Result<size_t> FileContent::Read(uint64_t offset, size_t len, char* out) {
   return n;
 }
 
+Result<bool> FileContent::ReadSlices(uint64_t offset, size_t len, std::vector<Slice>* out) {
+  if (!overlay_.empty()) return false;
+  const uint64_t end = offset + std::min<uint64_t>(len, offset < size_ ? size_ - offset : 0);
+  const size_t before = out->size();
+  uint64_t at = offset;
+  for (size_t i = FirstExtentEndingAfter(offset); at < end; ++i) {
+    if (i == extents_.size() || extents_[i].offset > at) {  // A hole.
+      out->resize(before);
+      return false;
+    }
+    const Extent& e = extents_[i];
+    SNAPFS_ASSIGN_OR_RETURN(ChunkBytes chunk, chunks_->Get(e.id));
+    if (chunk->size() < static_cast<size_t>(e.chunk_offset) + e.length)
+      return Status::Corruption("chunk " + e.id.Hex() + " is shorter than its extent");
+    const uint64_t hi = std::min(end, e.end());
+    out->push_back(Slice{std::move(chunk), e.chunk_offset + (at - e.offset), hi - at});
+    at = hi;
+  }
+  return true;
+}
+
 Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
   if (len == 0) return Status::Ok();
   if (offset > kMaxFileSize || len > kMaxFileSize - offset)

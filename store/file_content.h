@@ -53,6 +53,17 @@ class FileContent {
   // Reads up to `len` bytes at `offset` into `out` (holes read as zeros);
   // returns the count, short at end of file. Corruption if a chunk is damaged.
   Result<size_t> Read(uint64_t offset, size_t len, char* out);
+  // Read() without the copy, for replies that gather the bytes (fs/vfs.h):
+  // when [offset, offset + len) up to the end of file is all committed chunks
+  // (no dirty bytes, no hole), appends them in order to *out and returns
+  // true; false (*out unchanged): use Read(). Corruption as Read() (*out
+  // may hold some slices then).
+  struct Slice {
+    ChunkBytes chunk;  // Holds the bytes.
+    size_t offset;     // Of the bytes wanted, within *chunk.
+    size_t length;
+  };
+  Result<bool> ReadSlices(uint64_t offset, size_t len, std::vector<Slice>* out);
   Status Write(uint64_t offset, const char* data, size_t len);
   Status Truncate(uint64_t size);
 

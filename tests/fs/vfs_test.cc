@@ -373,6 +373,67 @@ TEST_F(VfsTest, ReadAfterAWriteShowsItWhileReadAheadHoldsTheOldChunks) {
   ASSERT_OK(vfs_->Release(r));
 }
 
+// The bytes ReadSlices gives for [offset, offset + len) of `fh`, joined.
+Result<std::string> ReadBySlices(Vfs& vfs, FileHandle fh, uint64_t offset, size_t len) {
+  std::vector<store::FileContent::Slice> slices;
+  SNAPFS_ASSIGN_OR_RETURN(size_t n, vfs.ReadSlices(fh, offset, len, &slices));
+  std::string out;
+  for (const store::FileContent::Slice& s : slices) out.append(*s.chunk, s.offset, s.length);
+  if (out.size() != n) return Status::Corruption("slices hold " + std::to_string(out.size()) +
+                                                 " bytes, ReadSlices says " + std::to_string(n));
+  return out;
+}
+
+// Every piece of a pass in kernel-sized reads, and reads across the chunk
+// boundaries, give through ReadSlices what Read gives.
+void ExpectSlicesMatchRead(Vfs& vfs, FileHandle fh, const std::string& want) {
+  std::vector<std::pair<uint64_t, size_t>> reads;
+  for (uint64_t at = 0; at < want.size() + (1 << 20); at += 128 << 10) reads.push_back({at, 128 << 10});
+  for (uint64_t at = 1; at < want.size(); at += 40'000) reads.push_back({at, 70'001});
+  for (const auto& [offset, len] : reads) {
+    std::string copy(len, '\0');
+    ASSERT_OK_AND_ASSIGN(size_t n, vfs.Read(fh, offset, len, copy.data()));
+    copy.resize(n);
+    ASSERT_OK_AND_ASSIGN(std::string sliced, ReadBySlices(vfs, fh, offset, len));
+    EXPECT_TRUE(sliced == copy) << "read of " << len << " at " << offset;
+    EXPECT_TRUE(copy == want.substr(std::min<uint64_t>(offset, want.size()), len))
+        << "read of " << len << " at " << offset;
+  }
+}
+
+TEST_F(VfsTest, ReadSlicesGiveWhatReadGivesForCommittedDirtySparseAndPastContent) {
+  const std::string first = SeededBytes(900'000, 24);  // ~14 chunks.
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", first));
+  const Generation g = latest();
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());  // Every chunk from the packs.
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_RDWR));
+  ASSERT_NO_FATAL_FAILURE(ExpectSlicesMatchRead(*vfs_, fh, first));
+  // Slices hold their chunks: a write and its commit change nothing in them.
+  std::vector<store::FileContent::Slice> held;
+  ASSERT_OK(vfs_->ReadSlices(fh, 0, 300'000, &held));
+  std::string model = first;
+  const std::string fresh = SeededBytes(200'000, 25);
+  ASSERT_OK(vfs_->Write(fh, 100'000, fresh.data(), fresh.size()));  // Dirty bytes.
+  model.replace(100'000, fresh.size(), fresh);
+  ASSERT_OK(vfs_->Write(fh, 2'000'000, "tail", 4));  // And a hole before them.
+  model.resize(2'000'000, '\0');
+  model += "tail";
+  ASSERT_NO_FATAL_FAILURE(ExpectSlicesMatchRead(*vfs_, fh, model));
+  ASSERT_OK(vfs_->Release(fh));  // Committed: chunks, and a hole.
+  std::string joined;
+  for (const store::FileContent::Slice& s : held) joined.append(*s.chunk, s.offset, s.length);
+  EXPECT_TRUE(joined == first.substr(0, 300'000));
+  held.clear();
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+  ASSERT_OK_AND_ASSIGN(fh, vfs_->Open(ino, O_RDONLY));
+  ASSERT_NO_FATAL_FAILURE(ExpectSlicesMatchRead(*vfs_, fh, model));
+  ASSERT_OK(vfs_->Release(fh));
+  std::unique_ptr<Vfs> past = PastAt(g);
+  ASSERT_OK_AND_ASSIGN(FileHandle pfh, past->Open(ino, O_RDONLY));
+  ASSERT_NO_FATAL_FAILURE(ExpectSlicesMatchRead(*past, pfh, first));
+  ASSERT_OK(past->Release(pfh));
+}
+
 // --- Generations and history -------------------------------------------------
 
 TEST_F(VfsTest, EveryNamespaceChangeMakesExactlyOneGeneration) {

@@ -133,6 +133,26 @@ TEST(CodecTest, FlippedBytesNeverCrashOrGivePartialResults) {
   EXPECT_GT(corruptions, 0);
 }
 
+// ChunkStore decodes into recycled buffers that still hold an older chunk.
+TEST(CodecTest, DecodingIntoAStringThatHoldsOtherBytesReplacesThemAll) {
+  const std::string raw = TextLike(64 * 1024);
+  const Stored stored = Encode(raw, 1);
+  ASSERT_EQ(stored.codec, Codec::kZstd);
+  for (size_t stale : {size_t{0}, size_t{100}, raw.size() - 1, raw.size(), raw.size() + 5000}) {
+    std::string out(stale, 'x');
+    out.reserve(raw.size() + 8192);
+    ASSERT_TRUE(DecodeChunk(stored.codec, stored.bytes, raw.size(), &out).ok());
+    EXPECT_EQ(out, raw) << "stale bytes: " << stale;
+    out.assign(stale, 'x');
+    const std::string damaged = stored.bytes.substr(0, stored.bytes.size() - 1);
+    EXPECT_EQ(DecodeChunk(stored.codec, damaged, raw.size(), &out).code(), Code::kCorruption);
+    EXPECT_TRUE(out.empty()) << "stale bytes: " << stale;
+  }
+  std::string out(10, 'x');
+  ASSERT_TRUE(DecodeChunk(Codec::kRaw, "abc", 3, &out).ok());
+  EXPECT_EQ(out, "abc");
+}
+
 TEST(CodecTest, WrongRawLengthIsCorruption) {
   const std::string raw = TextLike(8 * 1024);
   const std::string stored = ZstdFrame(raw);

@@ -409,5 +409,85 @@ TEST_F(FileContentTest, BytesWrittenCountsWritesNotTruncates) {
   EXPECT_EQ(f->bytes_written(), 0u);
 }
 
+// ---------------------------------------------------------------------------
+// ReadSlices: the zero-copy read of committed content.
+
+// The bytes of `slices`, concatenated.
+std::string Join(const std::vector<FileContent::Slice>& slices) {
+  std::string out;
+  for (const FileContent::Slice& s : slices) {
+    EXPECT_LE(s.offset + s.length, s.chunk->size());
+    out.append(*s.chunk, s.offset, s.length);
+  }
+  return out;
+}
+
+TEST_F(FileContentTest, ReadSlicesOfCommittedContentGiveTheBytesAcrossChunkBoundaries) {
+  const std::string data = SeededBytes(2 * kMiB + 777, 11);
+  auto f = NewFile();
+  ASSERT_NO_FATAL_FAILURE(WriteInPieces(*f, 0, data, 128 * kKiB));
+  f = CommitAndReload(*f, 2);
+  ASSERT_GE(f->extents().size(), 4u);
+  const Extent& second = f->extents()[1];
+  const std::vector<std::pair<uint64_t, size_t>> reads = {
+      {0, 128 * kKiB},                               // The first chunks.
+      {second.offset - 1, 2},                        // One byte either side of a boundary.
+      {second.offset, second.length},                // Exactly one chunk.
+      {second.offset + 5, 3 * 64 * kKiB},            // Starts inside a chunk, spans several.
+      {1 * kMiB + 3, 1 * kMiB},                      // 1 MiB requests, as the kernel sends.
+      {data.size() - 100, 1 * kMiB},                 // Short at the end of the file.
+      {0, data.size()}};
+  for (const auto& [offset, len] : reads) {
+    std::vector<FileContent::Slice> slices;
+    Result<bool> sliced = f->ReadSlices(offset, len, &slices);
+    ASSERT_OK(sliced.status());
+    ASSERT_TRUE(*sliced) << offset;
+    EXPECT_EQ(Join(slices), data.substr(offset, len)) << "read of " << len << " at " << offset;
+    for (const FileContent::Slice& s : slices) EXPECT_GT(s.length, 0u);
+  }
+  for (uint64_t at : {uint64_t{data.size()}, uint64_t{data.size()} + 10}) {
+    std::vector<FileContent::Slice> slices;
+    Result<bool> sliced = f->ReadSlices(at, 4096, &slices);
+    ASSERT_OK(sliced.status());
+    EXPECT_TRUE(*sliced);
+    EXPECT_TRUE(slices.empty()) << "read at " << at;
+  }
+}
+
+TEST_F(FileContentTest, ReadSlicesLeaveDirtyBytesAndHolesToRead) {
+  const std::string data = SeededBytes(512 * kKiB, 12);
+  auto f = NewFile();
+  ASSERT_OK(f->Write(1 * kMiB, data.data(), data.size()));  // After a 1 MiB hole.
+  f = CommitAndReload(*f, 2);
+  const ChunkBytes marker = std::make_shared<const std::string>("marker");
+  auto expect_declined = [&](FileContent& c, uint64_t offset, size_t len) {
+    std::vector<FileContent::Slice> slices = {{marker, 0, 6}};
+    Result<bool> sliced = c.ReadSlices(offset, len, &slices);
+    ASSERT_OK(sliced.status());
+    EXPECT_FALSE(*sliced) << "read of " << len << " at " << offset;
+    ASSERT_EQ(slices.size(), 1u);  // Untouched.
+    EXPECT_EQ(slices[0].chunk, marker);
+  };
+  expect_declined(*f, 0, 4096);                  // In the hole.
+  expect_declined(*f, 1 * kMiB - 10, 4096);      // The hole's end and the data.
+  std::vector<FileContent::Slice> slices;
+  Result<bool> sliced = f->ReadSlices(1 * kMiB + 10, 4096, &slices);  // Past the hole.
+  ASSERT_OK(sliced.status());
+  ASSERT_TRUE(*sliced);
+  EXPECT_EQ(Join(slices), data.substr(10, 4096));
+
+  ASSERT_OK(f->Write(1 * kMiB + 100, "dirty", 5));
+  expect_declined(*f, 1 * kMiB + 10, 4096);      // Over the dirty bytes.
+  std::string want = data;
+  want.replace(100, 5, "dirty");
+  EXPECT_EQ(Read(*f, 1 * kMiB, data.size()), want);
+  f = CommitAndReload(*f, 2);
+  slices.clear();
+  sliced = f->ReadSlices(1 * kMiB, data.size(), &slices);
+  ASSERT_OK(sliced.status());
+  ASSERT_TRUE(*sliced);
+  EXPECT_EQ(Join(slices), want);
+}
+
 }  // namespace
 }  // namespace snapfs::store
