@@ -2,66 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 
 namespace snapfs::store {
 namespace {
 constexpr uint64_t kMaxFileSize = 1ull << 62;
-// Room reserved past the stream threshold in a streaming run: one more large
-// write (the kernel sends up to 1 MiB) plus the unchunked tail it keeps.
-constexpr size_t kStreamSlack = 2u << 20;
-uint64_t RunEnd(const std::map<uint64_t, std::string>::const_iterator& it) {
-  return it->first + it->second.size();
-}
-
-// Run buffers of streams, kept for the next run instead of being freed. A
-// stream's writes arrive out of order, so it keeps opening runs ahead of the
-// one being chunked and merging them later; a fresh multi-MiB buffer each
-// time cost a page fault per 4 KiB and a copy per doubling (about a third of
-// the daemon's CPU while ingesting a dump, docs/performance.md).
-class RunBufferPool {
- public:
-  static constexpr size_t kMinCapacity = 1u << 20;   // Smaller ones are not kept.
-  static constexpr size_t kMaxBytes = 32u << 20;     // Capacity kept in all.
-
-  // An empty buffer, with the capacity of a recycled one if there is one.
-  std::string Take() {
-    std::lock_guard lock(mu_);
-    if (free_.empty()) return std::string();
-    std::string s = std::move(free_.back());
-    free_.pop_back();
-    bytes_ -= s.capacity();
-    return s;
-  }
-  void Give(std::string&& s) {
-    if (s.capacity() < kMinCapacity) return;
-    std::lock_guard lock(mu_);
-    if (bytes_ + s.capacity() > kMaxBytes) return;
-    s.clear();
-    bytes_ += s.capacity();
-    free_.push_back(std::move(s));
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<std::string> free_;
-  size_t bytes_ = 0;
-};
-
-RunBufferPool& Pool() {
-  static RunBufferPool pool;
-  return pool;
-}
 }  // namespace
-
-void FileContent::EraseRuns(std::map<uint64_t, std::string>::iterator first,
-                            std::map<uint64_t, std::string>::iterator last) {
-  for (auto it = first; it != last; ++it) {
-    overlay_bytes_ -= it->second.size();
-    Pool().Give(std::move(it->second));
-  }
-  overlay_.erase(first, last);
-}
 
 FileContent::FileContent(ChunkStore* chunks, const Chunker* chunker, std::vector<Extent> extents,
                          uint64_t size, FileContentOptions options)
@@ -69,6 +14,9 @@ FileContent::FileContent(ChunkStore* chunks, const Chunker* chunker, std::vector
       chunker_(chunker),
       options_(options),
       extents_(std::move(extents)),
+      overlay_(options.block_size, options.block_size == BlockPool::Shared().block_size()
+                                       ? &BlockPool::Shared()
+                                       : nullptr),
       size_(size) {}
 
 FileContent::~FileContent() {
@@ -111,13 +59,7 @@ Result<size_t> FileContent::Read(uint64_t offset, size_t len, char* out) {
   const size_t n = static_cast<size_t>(std::min<uint64_t>(len, size_ - offset));
   const uint64_t end = offset + n;
   SNAPFS_RETURN_IF_ERROR(ReadBase(offset, end, out));
-  auto it = overlay_.upper_bound(offset);
-  if (it != overlay_.begin() && RunEnd(std::prev(it)) > offset) --it;
-  for (; it != overlay_.end() && it->first < end; ++it) {
-    const uint64_t lo = std::max(offset, it->first);
-    const uint64_t hi = std::min(end, RunEnd(it));
-    std::memcpy(out + (lo - offset), it->second.data() + (lo - it->first), hi - lo);
-  }
+  overlay_.Read(offset, n, out);
   return n;
 }
 
@@ -147,61 +89,11 @@ Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
   if (offset > kMaxFileSize || len > kMaxFileSize - offset)
     return Status(Code::kTooBig, "write past the largest file size");
   const uint64_t end = offset + len;
-  // Runs that overlap or touch [offset, end] merge into one.
-  auto first = overlay_.upper_bound(offset);
-  if (first != overlay_.begin() && RunEnd(std::prev(first)) >= offset) --first;
-  auto last = first;
-  uint64_t new_end = end;
-  while (last != overlay_.end() && last->first <= end) {
-    new_end = std::max(new_end, RunEnd(last));
-    ++last;
-  }
-  // A run past 1 MiB is most likely where a dump streams in (the kernel's
-  // writes of a stream may arrive out of order, so it also absorbs runs
-  // written just ahead of it). Its buffer gets room for a whole stream
-  // threshold: it is not reallocated, nor its pages faulted in again, while
-  // it grows to the size that gets it chunked (ChunkRun keeps the buffer for
-  // the unchunked tail). Smaller runs and small files get what they need; a
-  // buffer that must grow at least doubles. (Buffers this large are mapped,
-  // see tools/daemon.cc: room never written costs no memory.)
-  uint64_t run_start;
-  std::string* run;
-  if (first != last && first->first <= offset) {
-    run_start = first->first;  // Grow the first run in place.
-    run = &first->second;
-    ++first;
-  } else {
-    run_start = offset;
-    run = &overlay_.emplace_hint(first, offset, len >= kStreamSlack / 16 ? Pool().Take()
-                                                                         : std::string())
-               ->second;
-  }
-  std::string& s = *run;
-  const size_t need = new_end - run_start;
-  if (s.capacity() < need) {
-    const bool streaming = need > kStreamSlack / 2;
-    s.reserve(std::max({need, 2 * s.capacity(),
-                        streaming ? options_.stream_threshold + kStreamSlack : 0}));
-  }
-  overlay_bytes_ -= s.size();
-  if (s.size() >= need) {
-    std::memcpy(s.data() + (offset - run_start), data, len);  // Inside the run.
-  } else {
-    // The run's bytes before `offset`, the write, then the bytes of the
-    // merged runs past it (each starts at or before the end so far): no
-    // byte is zero-filled or copied twice.
-    s.resize(offset - run_start);
-    s.append(data, len);
-    for (auto it = first; it != last; ++it) {
-      const uint64_t so_far = run_start + s.size();
-      if (RunEnd(it) > so_far) s.append(it->second, so_far - it->first, RunEnd(it) - so_far);
-    }
-  }
-  overlay_bytes_ += s.size();
-  EraseRuns(first, last);
+  overlay_.Write(offset, data, len);
   size_ = std::max(size_, end);
   dirty_ = true;
   bytes_written_ += len;
+  const DirtyBytes::Range run = *overlay_.RunContaining(offset);
 
   // Stream a run only when nothing is missing before it. The FUSE session is
   // multi-threaded, so the kernel's writes of a stream can arrive out of
@@ -211,55 +103,50 @@ Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
   // while bytes may still arrive after it (Cut::kStream). A gap that stays (a
   // sparse file) is chunked by the max_dirty bound below.
   const uint64_t chunked_end = extents_.empty() ? 0 : extents_.back().end();
-  if (new_end - run_start >= options_.stream_threshold && run_start <= chunked_end)
-    return ChunkRun(run_start, Cut::kStream);
-  if (overlay_bytes_ > options_.max_dirty) {
+  if (run.end - run.start >= options_.stream_threshold && run.start <= chunked_end)
+    return ChunkRun(run.start, Cut::kStream);
+  if (overlay_.memory() > options_.max_dirty) {
     // First only the runs that start within chunked content (their chunks
     // line up with what the same bytes were cut into before); runs after a
     // gap still to be filled wait, unless the overlay keeps growing.
     std::vector<uint64_t> starts;
     const uint64_t end_of_chunked = extents_.empty() ? 0 : extents_.back().end();
-    for (const auto& [start, bytes] : overlay_)
-      if (start <= end_of_chunked) starts.push_back(start);
+    for (auto r = overlay_.NextRun(0); r && r->start <= end_of_chunked;
+         r = overlay_.NextRun(r->end))
+      starts.push_back(r->start);
     for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, Cut::kBound));
-    if (overlay_bytes_ > 2 * options_.max_dirty) return ChunkAll(Cut::kBound);
+    if (overlay_.memory() > 2 * options_.max_dirty) return ChunkAll(Cut::kBound);
   }
   return Status::Ok();
 }
 
 Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
-  auto run = overlay_.find(run_start);
-  if (run == overlay_.end()) return Status::Ok();
+  const std::optional<DirtyBytes::Range> run = overlay_.RunContaining(run_start);
+  if (!run || run->start != run_start) return Status::Ok();
   // Widen [s, t) until it starts and ends on chunk boundaries of the committed
   // extents and contains every dirty run it touches.
-  uint64_t s = run_start, t = RunEnd(run);
+  uint64_t s = run->start, t = run->end;
   for (bool changed = true; changed;) {
     changed = false;
     size_t i = FirstExtentEndingAfter(s);
     if (i < extents_.size() && extents_[i].offset < s) { s = extents_[i].offset; changed = true; }
     size_t j = FirstExtentEndingAfter(t);
     if (j < extents_.size() && extents_[j].offset < t) { t = extents_[j].end(); changed = true; }
-    auto it = overlay_.upper_bound(s);
-    if (it != overlay_.begin() && RunEnd(std::prev(it)) > s) --it;
-    for (; it != overlay_.end() && it->first < t; ++it) {
-      if (it->first < s) { s = it->first; changed = true; }
-      if (RunEnd(it) > t) { t = RunEnd(it); changed = true; }
-    }
+    const std::optional<DirtyBytes::Range> first = overlay_.RunContaining(s);
+    if (first && first->start < s) { s = first->start; changed = true; }
+    const std::optional<DirtyBytes::Range> last = overlay_.RunContaining(t - 1);
+    if (last && last->end > t) { t = last->end; changed = true; }
   }
-  auto first_run = overlay_.lower_bound(s);
-  auto end_run = overlay_.lower_bound(t);
-  const bool single = std::next(first_run) == end_run && first_run->first == s &&
-                      RunEnd(first_run) == t;
+  // A region made only of dirty bytes (a stream) is chunked where it lies in
+  // the overlay's blocks. One that mixes in committed bytes (an edit in
+  // place) is assembled in a buffer first.
+  const std::optional<DirtyBytes::Range> head = overlay_.RunContaining(s);
+  const bool pure = head && head->end >= t;
   std::string region;
-  const char* buf;
-  if (single) {
-    buf = first_run->second.data();  // A pure dirty run: no copy needed.
-  } else {
+  if (!pure) {
     region.resize(t - s);
     SNAPFS_RETURN_IF_ERROR(ReadBase(s, t, region.data()));
-    for (auto it = first_run; it != end_run; ++it)
-      std::memcpy(region.data() + (it->first - s), it->second.data(), it->second.size());
-    buf = region.data();
+    overlay_.Read(s, t - s, region.data());
   }
 
   // Whether the chunker must cut at the end of the run: bytes after the last
@@ -271,43 +158,55 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
     const size_t j = FirstExtentEndingAfter(t);
     at_end = j < extents_.size() && extents_[j].offset == t;
   }
-  const size_t len = t - s;
+  const size_t max_chunk = chunker_->params().max_size;
+  std::string scratch;  // A chunker window across a block boundary.
   std::vector<Extent> fresh;
-  size_t pos = 0;
-  while (pos < len) {
-    size_t cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(buf + pos), len - pos, at_end);
+  uint64_t at = s;
+  while (at < t) {
+    // The chunker reads at most `window` bytes from `at`.
+    const size_t window = static_cast<size_t>(std::min<uint64_t>(t - at, max_chunk));
+    const std::string_view here = pure ? overlay_.Contiguous(at, t)
+                                       : std::string_view(region).substr(at - s);
+    const char* p = here.data();
+    size_t cut;
+    if (here.size() >= window) {
+      cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), window, at_end);
+    } else {
+      // The window crosses a block boundary. A cut found before the boundary
+      // is the cut (FindCut looks at the bytes from `at` only); else the
+      // window is copied.
+      cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), here.size(), false);
+      if (cut == 0) {
+        scratch.resize(window);
+        overlay_.Read(at, window, scratch.data());
+        p = scratch.data();
+        cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), window, at_end);
+      }
+    }
     if (cut == 0) break;
-    auto raw = std::make_shared<const std::string>(buf + pos, cut);
+    auto raw = std::make_shared<const std::string>(p, cut);
     ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw->data()), raw->size());
     const bool hold = !held_.count(id);
     // extents_ still holds the chunks [s, t) replaces. The middle of the
     // chunk finds the old chunk with the same rows even when the rows before
     // got shorter (the start would find the chunk before it).
     SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put,
-                            chunks_->Put(id, raw, hold, BaseHint(s + pos + cut / 2)));
+                            chunks_->Put(id, raw, hold, BaseHint(at + cut / 2)));
     if (hold) held_.insert(id);
     if (put != ChunkStore::PutResult::kStored) unindexed_.insert(id);
-    fresh.push_back(Extent{s + pos, static_cast<uint32_t>(cut), 0, id});
-    pos += cut;
+    fresh.push_back(Extent{at, static_cast<uint32_t>(cut), 0, id});
+    at += cut;
   }
-  if (pos == 0) return Status::Ok();  // Not one full chunk yet.
+  if (at == s) return Status::Ok();  // Not one full chunk yet.
 
-  std::string tail;
-  if (pos < len && single) {
-    // The unchunked tail moves to the front of the run's own buffer, which
-    // keeps its capacity for the bytes still streaming in.
-    overlay_bytes_ -= first_run->second.size();
-    tail = std::move(first_run->second);
-    first_run->second.clear();
-    tail.erase(0, pos);
-  } else if (pos < len) {
-    tail = Pool().Take();
-    tail.assign(buf + pos, len - pos);
-  }
-  EraseRuns(first_run, end_run);
-  if (!tail.empty()) {
-    overlay_bytes_ += tail.size();
-    overlay_.emplace(s + pos, std::move(tail));
+  // The bytes after the last cut stay dirty. A pure region's are already in
+  // place in the overlay (blocks are addressed by file offset: nothing
+  // moves); a mixed region's may include committed bytes, whose extents go.
+  if (pure) {
+    overlay_.Erase(s, at);
+  } else {
+    overlay_.Erase(s, t);
+    if (at < t) overlay_.Write(at, region.data() + (at - s), t - at);
   }
   auto lo = extents_.begin() + static_cast<ptrdiff_t>(FirstExtentEndingAfter(s));
   auto hi = lo;
@@ -319,7 +218,7 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
 
 Status FileContent::ChunkAll(Cut cut) {
   std::vector<uint64_t> starts;
-  for (const auto& [start, bytes] : overlay_) starts.push_back(start);
+  for (auto r = overlay_.NextRun(0); r; r = overlay_.NextRun(r->end)) starts.push_back(r->start);
   for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, cut));
   return Status::Ok();
 }
@@ -345,15 +244,7 @@ Status FileContent::Truncate(uint64_t size) {
   if (i < extents_.size())
     truncated_.assign(extents_.begin() + static_cast<ptrdiff_t>(i), extents_.end());
   extents_.erase(extents_.begin() + static_cast<ptrdiff_t>(i), extents_.end());
-  // Drop dirty bytes past the new end.
-  auto it = overlay_.lower_bound(kept_at);
-  if (it != overlay_.begin() && RunEnd(std::prev(it)) > kept_at) {
-    --it;
-    overlay_bytes_ -= it->second.size() - (kept_at - it->first);
-    it->second.resize(kept_at - it->first);
-    ++it;
-  }
-  EraseRuns(it, overlay_.end());
+  overlay_.Erase(kept_at, UINT64_MAX);  // Dirty bytes past the new end.
   size_ = kept_at;
   const uint64_t written = bytes_written_;
   SNAPFS_RETURN_IF_ERROR(Write(kept_at, kept.data(), kept.size()));

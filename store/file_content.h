@@ -1,21 +1,27 @@
 // FileContent: the bytes of one regular file as it is being read and written
 // through the live mount, on top of its last committed extents.
 //
-// Writes land in an in-memory overlay of dirty runs. A run is turned into
-// content-defined chunks when it grows past a threshold (a sequential dump
-// streams through in a few MiB at a time) and at Flush(). Chunking restarts
-// at the start of the first chunk the run touches and ends at the end of the
-// last one, so chunks before and after an edit keep their ids and dedup
-// survives inserts and overwrites. Chunks go to the ChunkStore, which
-// compresses and stores them on its own threads.
+// Writes land in an in-memory overlay (DirtyBytes: blocks aligned to file
+// offsets, so each write is one memcpy to where its bytes stay, in whatever
+// order writes arrive). A run of dirty bytes is turned into content-defined
+// chunks when it grows past a threshold (a sequential dump streams through
+// in a few MiB at a time) and at Flush(). Chunking restarts at the start of
+// the first chunk the run touches and ends at the end of the last one, so
+// chunks before and after an edit keep their ids and dedup survives inserts
+// and overwrites. A run made only of dirty bytes is chunked where it lies in
+// the blocks (only a chunker window across a block boundary is copied, into
+// a scratch buffer); bytes after the last cut stay where they are. Each chunk
+// is copied once into its own buffer for the ChunkStore, which compresses and
+// stores it on its own threads.
 //
-// Memory: the overlay holds at most `max_dirty` bytes of random writes plus
-// the unchunked tail of a sequential stream (< max chunk size) before it is
-// chunked. Not thread-safe: the caller (one per inode) serializes access.
+// Memory: the overlay holds at most `max_dirty` bytes of buffers for random
+// writes plus the unchunked part of a sequential stream (its tail < one max
+// chunk, and the blocks it wrote ahead of itself) before it is chunked.
+// Not thread-safe: the caller (one per inode) serializes access, except that
+// Read() may run concurrently with other Read() calls.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -23,6 +29,7 @@
 
 #include "store/chunk_store.h"
 #include "store/chunker.h"
+#include "store/dirty_bytes.h"
 #include "store/key_format.h"
 #include "store/status.h"
 
@@ -32,8 +39,9 @@ class Store;
 
 struct FileContentOptions {
   size_t stream_threshold = 4u << 20;   // Chunk a run at end of file once this big.
-  size_t max_dirty = 32u << 20;         // Chunk runs in line with chunked content past this;
-                                        // every run past twice this.
+  size_t max_dirty = 32u << 20;         // Overlay memory past which runs in line with
+                                        // chunked content are chunked; every run past twice this.
+  size_t block_size = DirtyBytes::kDefaultBlockSize;  // Overlay block (power of two >= 256).
 };
 
 class FileContent {
@@ -52,6 +60,7 @@ class FileContent {
 
   // Reads up to `len` bytes at `offset` into `out` (holes read as zeros);
   // returns the count, short at end of file. Corruption if a chunk is damaged.
+  // Changes nothing: concurrent calls are safe.
   Result<size_t> Read(uint64_t offset, size_t len, char* out);
   // Read() without the copy, for replies that gather the bytes (fs/vfs.h):
   // when [offset, offset + len) up to the end of file is all committed chunks
@@ -90,9 +99,6 @@ class FileContent {
   // the committed extents.
   Status ChunkRun(uint64_t run_start, Cut cut);
   Status ChunkAll(Cut cut);
-  // Erases the runs [first, last) from the overlay, recycling their buffers.
-  void EraseRuns(std::map<uint64_t, std::string>::iterator first,
-                 std::map<uint64_t, std::string>::iterator last);
   // Content bytes [from, to) from the committed extents (holes as zeros).
   Status ReadBase(uint64_t from, uint64_t to, char* out);
   // Index of the first extent whose end is > offset.
@@ -106,8 +112,7 @@ class FileContent {
   const Chunker* const chunker_;
   const FileContentOptions options_;
   std::vector<Extent> extents_;          // Sorted, non-overlapping, whole chunks.
-  std::map<uint64_t, std::string> overlay_;  // Dirty runs by offset; non-adjacent.
-  size_t overlay_bytes_ = 0;
+  DirtyBytes overlay_;                   // Bytes written and not yet chunked.
   uint64_t size_ = 0;
   bool dirty_ = false;
   uint64_t bytes_written_ = 0;

@@ -213,13 +213,23 @@ FileContentOptions Thresholds(size_t stream, size_t dirty) {
   return o;
 }
 
+FileContentOptions Blocks(size_t block_size, FileContentOptions o = {}) {
+  o.block_size = block_size;
+  return o;
+}
+
 INSTANTIATE_TEST_SUITE_P(Options, RandomOpsTest,
                          ::testing::Values(
                              RandomOpsCase{"Default", {}, 1},
                              RandomOpsCase{"DefaultOtherSeed", {}, 2},
                              RandomOpsCase{"SmallThresholds", Thresholds(64 * kKiB, 256 * kKiB), 3},
                              // Chunk after every write.
-                             RandomOpsCase{"ChunkEveryWrite", Thresholds(1, 1), 4}),
+                             RandomOpsCase{"ChunkEveryWrite", Thresholds(1, 1), 4},
+                             // Chunker windows (256 KiB) across many overlay blocks.
+                             RandomOpsCase{"SmallBlocks", Blocks(4 * kKiB), 5},
+                             RandomOpsCase{"SmallBlocksSmallThresholds",
+                                           Blocks(16 * kKiB, Thresholds(64 * kKiB, 256 * kKiB)),
+                                           6}),
                          [](const auto& p) { return std::string(p.param.name); });
 
 // ---------------------------------------------------------------------------
@@ -267,6 +277,29 @@ TEST_F(FileContentTest, SameStreamArrivingOutOfOrderStoresNoNewChunks) {
   EXPECT_EQ(ReadAll(*second), data);
   EXPECT_EQ(ChunksNew(), chunks_after_first);
   EXPECT_EQ(second->extents(), first->extents());
+}
+
+// Chunks are cut in the overlay's blocks; windows across block boundaries
+// must find the same cuts as the whole stream read at once.
+TEST_F(FileContentTest, StreamOutOfOrderInSmallBlocksIsCutAsTheWholeStream) {
+  const std::string data = SeededBytes(12 * kMiB + 777, 13);
+  FileContentOptions options;
+  options.block_size = 64 * kKiB;
+  options.stream_threshold = 1 * kMiB;
+  auto f = NewFile(options);
+  const size_t piece = 300 * kKiB + 5;
+  std::vector<size_t> order;
+  for (size_t at = 0; at < data.size(); at += piece) order.push_back(at);
+  for (size_t i = 0; i + 1 < order.size(); i += 4) std::swap(order[i], order[i + 1]);
+  for (size_t at : order)
+    ASSERT_OK(f->Write(at, data.data() + at, std::min(piece, data.size() - at)));
+  EXPECT_EQ(ReadAll(*f), data);
+  ASSERT_OK(f->Flush(nullptr));
+  std::vector<uint64_t> lengths;
+  for (const Extent& e : f->extents()) lengths.push_back(e.length);
+  EXPECT_EQ(lengths, ChunkLengths(store_->chunker(), data));
+  ASSERT_NO_FATAL_FAILURE(ExpectWholeChunkExtents(*f));
+  EXPECT_EQ(ReadAll(*f), data);
 }
 
 TEST_F(FileContentTest, InsertNearTheStartOfACommittedFileStoresOnlyACoupleOfChunks) {

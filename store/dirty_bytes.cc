@@ -1,0 +1,227 @@
+#include "store/dirty_bytes.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+namespace snapfs::store {
+
+BlockPool::BlockPool(size_t block_size, size_t max_bytes)
+    : block_size_(block_size), max_bytes_(max_bytes) {}
+
+BlockPool& BlockPool::Shared() {
+  // 32 MiB: the blocks of a few streams in flight (a stream's writes arrive
+  // up to ~15 MiB out of order, each of its blocks is freed once chunked).
+  // Never destroyed: a FileContent may outlive static destruction.
+  static BlockPool* const pool = new BlockPool(DirtyBytes::kDefaultBlockSize, 32u << 20);
+  return *pool;
+}
+
+std::unique_ptr<char[]> BlockPool::Take() {
+  {
+    std::lock_guard lock(mu_);
+    if (!free_.empty()) {
+      std::unique_ptr<char[]> buf = std::move(free_.back());
+      free_.pop_back();
+      return buf;
+    }
+  }
+  return std::make_unique_for_overwrite<char[]>(block_size_);
+}
+
+void BlockPool::Give(std::unique_ptr<char[]> buf) {
+  std::lock_guard lock(mu_);
+  if ((free_.size() + 1) * block_size_ <= max_bytes_) free_.push_back(std::move(buf));
+}
+
+size_t BlockPool::kept_bytes() const {
+  std::lock_guard lock(mu_);
+  return free_.size() * block_size_;
+}
+
+DirtyBytes::DirtyBytes(size_t block_size, BlockPool* pool) : block_size_(block_size), pool_(pool) {
+  assert(block_size >= 256 && (block_size & (block_size - 1)) == 0);
+  assert(pool == nullptr || pool->block_size() == block_size);
+}
+
+DirtyBytes::~DirtyBytes() {
+  for (auto& entry : blocks_) Release(entry.second);
+}
+
+void DirtyBytes::Release(Block& b) {
+  if (!b.buf) return;
+  memory_ -= b.cap;
+  if (pool_ != nullptr && b.cap == block_size_) pool_->Give(std::move(b.buf));
+  b.buf.reset();
+  b.cap = 0;
+}
+
+ptrdiff_t DirtyBytes::RangeAt(const Block& b, uint32_t pos) {
+  auto it = std::upper_bound(b.filled.begin(), b.filled.end(), pos,
+                             [](uint32_t p, const auto& r) { return p < r.first; });
+  if (it == b.filled.begin()) return -1;
+  --it;
+  return pos < it->second ? it - b.filled.begin() : -1;
+}
+
+void DirtyBytes::Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi) {
+  Block& b = it->second;
+  if (b.buf && lo >= b.base && hi <= b.base + b.cap) return;
+  const uint32_t bs = static_cast<uint32_t>(block_size_);
+  const uint32_t want_lo = b.buf ? std::min(lo, b.filled.front().first) : lo;
+  const uint32_t want_hi = b.buf ? std::max(hi, b.filled.back().second) : hi;
+  // A block a stream runs into (written from its start, the block before
+  // filled to its end) or one filled over a quarter gets a whole buffer.
+  bool whole = want_hi - want_lo >= bs / 4;
+  if (!whole && lo == 0 && it != blocks_.begin()) {
+    auto prev = std::prev(it);
+    whole = prev->first + 1 == it->first && prev->second.filled.back().second == bs;
+  }
+  std::unique_ptr<char[]> buf;
+  uint32_t base = 0, cap = bs;
+  if (whole) {
+    buf = pool_ != nullptr ? pool_->Take() : std::make_unique_for_overwrite<char[]>(bs);
+  } else {
+    // Partial buffers start and end on granules and at least double, so
+    // growing one copies each byte at most about once on average.
+    const uint32_t granule = std::min<uint32_t>(4096, bs / 16);
+    const uint32_t first = want_lo / granule * granule;
+    const uint32_t last = (want_hi + granule - 1) / granule * granule;
+    cap = std::min(bs, std::max(last - first, 2 * b.cap));
+    base = std::min(first, bs - cap);
+    buf = std::make_unique_for_overwrite<char[]>(cap);
+  }
+  for (const auto& r : b.filled)
+    std::memcpy(buf.get() + (r.first - base), b.buf.get() + (r.first - b.base), r.second - r.first);
+  Release(b);
+  b.buf = std::move(buf);
+  b.base = base;
+  b.cap = cap;
+  memory_ += cap;
+}
+
+void DirtyBytes::Write(uint64_t offset, const char* data, size_t len) {
+  const uint64_t end = offset + len;
+  auto it = blocks_.end();
+  for (uint64_t at = offset; at < end;) {
+    const uint64_t index = at / block_size_;
+    const uint64_t block_start = index * block_size_;
+    const uint32_t lo = static_cast<uint32_t>(at - block_start);
+    const uint32_t hi = static_cast<uint32_t>(std::min<uint64_t>(end - block_start, block_size_));
+    if (it == blocks_.end() || it->first != index) it = blocks_.try_emplace(it, index);
+    Reserve(it, lo, hi);
+    Block& b = it->second;
+    std::memcpy(b.buf.get() + (lo - b.base), data + (at - offset), hi - lo);
+    // Merge [lo, hi) with the ranges it overlaps or touches.
+    auto first = std::lower_bound(b.filled.begin(), b.filled.end(), lo,
+                                  [](const auto& r, uint32_t p) { return r.second < p; });
+    auto last = first;
+    uint32_t new_lo = lo, new_hi = hi;
+    uint64_t had = 0;
+    for (; last != b.filled.end() && last->first <= hi; ++last) {
+      new_lo = std::min(new_lo, last->first);
+      new_hi = std::max(new_hi, last->second);
+      had += last->second - last->first;
+    }
+    bytes_ += (new_hi - new_lo) - had;
+    if (first == last) {
+      b.filled.insert(first, {new_lo, new_hi});
+    } else {
+      *first = {new_lo, new_hi};
+      b.filled.erase(first + 1, last);
+    }
+    at = block_start + hi;
+    ++it;
+  }
+}
+
+void DirtyBytes::Read(uint64_t offset, size_t len, char* out) const {
+  const uint64_t end = offset + len;
+  for (auto it = blocks_.lower_bound(offset / block_size_);
+       it != blocks_.end() && it->first * block_size_ < end; ++it) {
+    const uint64_t block_start = it->first * block_size_;
+    const Block& b = it->second;
+    for (const auto& r : b.filled) {
+      const uint64_t lo = std::max(offset, block_start + r.first);
+      const uint64_t hi = std::min(end, block_start + r.second);
+      if (lo < hi)
+        std::memcpy(out + (lo - offset), b.buf.get() + (lo - block_start - b.base), hi - lo);
+    }
+  }
+}
+
+void DirtyBytes::Erase(uint64_t from, uint64_t to) {
+  if (from >= to) return;
+  for (auto it = blocks_.lower_bound(from / block_size_);
+       it != blocks_.end() && it->first * block_size_ < to;) {
+    const uint64_t block_start = it->first * block_size_;
+    const uint32_t lo = static_cast<uint32_t>(std::max(from, block_start) - block_start);
+    const uint32_t hi =
+        static_cast<uint32_t>(std::min<uint64_t>(to - block_start, block_size_));
+    Block& b = it->second;
+    std::vector<std::pair<uint32_t, uint32_t>> kept;
+    for (const auto& r : b.filled) {
+      if (r.second <= lo || r.first >= hi) {
+        kept.push_back(r);
+        continue;
+      }
+      if (r.first < lo) kept.emplace_back(r.first, lo);
+      if (r.second > hi) kept.emplace_back(hi, r.second);
+      bytes_ -= std::min(r.second, hi) - std::max(r.first, lo);
+    }
+    b.filled = std::move(kept);
+    if (b.filled.empty()) {
+      Release(b);
+      it = blocks_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+std::optional<DirtyBytes::Range> DirtyBytes::RunContaining(uint64_t offset) const {
+  auto it = blocks_.find(offset / block_size_);
+  if (it == blocks_.end()) return std::nullopt;
+  const ptrdiff_t i = RangeAt(it->second, static_cast<uint32_t>(offset % block_size_));
+  if (i < 0) return std::nullopt;
+  const auto& r = it->second.filled[static_cast<size_t>(i)];
+  Range run{it->first * block_size_ + r.first, it->first * block_size_ + r.second};
+  // A run goes on into the next block when it ends at this block's end and
+  // the next block is filled from its start.
+  for (auto left = it; run.start % block_size_ == 0 && left != blocks_.begin();) {
+    auto prev = std::prev(left);
+    if (prev->first + 1 != left->first || prev->second.filled.back().second != block_size_) break;
+    left = prev;
+    run.start = left->first * block_size_ + left->second.filled.back().first;
+  }
+  for (auto right = std::next(it); run.end % block_size_ == 0 && right != blocks_.end() &&
+                                   right->first * block_size_ == run.end &&
+                                   right->second.filled.front().first == 0;
+       ++right)
+    run.end = right->first * block_size_ + right->second.filled.front().second;
+  return run;
+}
+
+std::optional<DirtyBytes::Range> DirtyBytes::NextRun(uint64_t offset) const {
+  for (auto it = blocks_.lower_bound(offset / block_size_); it != blocks_.end(); ++it) {
+    const uint64_t block_start = it->first * block_size_;
+    for (const auto& r : it->second.filled) {
+      if (block_start + r.second > offset)
+        return RunContaining(std::max(offset, block_start + r.first));
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view DirtyBytes::Contiguous(uint64_t offset, uint64_t limit) const {
+  auto it = blocks_.find(offset / block_size_);
+  if (it == blocks_.end() || offset >= limit) return {};
+  const Block& b = it->second;
+  const uint64_t block_start = it->first * block_size_;
+  const ptrdiff_t i = RangeAt(b, static_cast<uint32_t>(offset - block_start));
+  if (i < 0) return {};
+  const uint64_t end = std::min(limit, block_start + b.filled[static_cast<size_t>(i)].second);
+  return std::string_view(b.buf.get() + (offset - block_start - b.base), end - offset);
+}
+
+}  // namespace snapfs::store

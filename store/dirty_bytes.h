@@ -1,0 +1,124 @@
+// DirtyBytes: the bytes written to a file and not yet chunked, held in
+// blocks aligned to file offsets (FileContent's write overlay).
+//
+// A block covers the file bytes [i * block_size, (i + 1) * block_size) and
+// records which of them are filled. A write is one memcpy per block it
+// touches, into the place its bytes keep until they are chunked, whatever
+// order writes arrive in: nothing is merged, moved or reallocated. A block
+// written in large pieces gets a whole block_size buffer, recycled through a
+// BlockPool so its pages stay faulted in; a block that only holds a few small
+// writes gets a buffer just covering them (doubling up to block_size / 4,
+// then a whole block), so scattered small writes cost about what they write.
+//
+// Not thread-safe, except that the const members may run concurrently with
+// each other (FileContent::Read runs under a shared lock).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace snapfs::store {
+
+// Whole-block buffers kept for reuse instead of being freed. The daemon maps
+// allocations of 256 KiB and more (tools/daemon.cc), so a fresh 1 MiB buffer
+// costs a page fault per 4 KiB; a streaming write recycles a handful of
+// blocks instead. Thread-safe.
+class BlockPool {
+ public:
+  // Keeps buffers of `block_size` bytes, at most `max_bytes` in all.
+  BlockPool(size_t block_size, size_t max_bytes);
+  BlockPool(const BlockPool&) = delete;
+  BlockPool& operator=(const BlockPool&) = delete;
+
+  // The pool of 1 MiB blocks, 32 MiB at most, that FileContent uses.
+  static BlockPool& Shared();
+
+  size_t block_size() const { return block_size_; }
+  // A buffer of block_size() bytes (contents unspecified).
+  std::unique_ptr<char[]> Take();
+  // Keeps `buf` (of block_size() bytes) if there is room, else frees it.
+  void Give(std::unique_ptr<char[]> buf);
+  // Bytes kept now.
+  size_t kept_bytes() const;
+
+ private:
+  const size_t block_size_;
+  const size_t max_bytes_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<char[]>> free_;
+};
+
+class DirtyBytes {
+ public:
+  static constexpr size_t kDefaultBlockSize = 1u << 20;
+
+  // [start, end) in file offsets.
+  struct Range {
+    uint64_t start = 0;
+    uint64_t end = 0;
+    bool operator==(const Range&) const = default;
+  };
+
+  // `block_size` must be a power of two >= 256. `pool` (may be null: no
+  // recycling) must outlive this object and have the same block size.
+  explicit DirtyBytes(size_t block_size = kDefaultBlockSize, BlockPool* pool = nullptr);
+  ~DirtyBytes();  // Gives the whole-block buffers back to the pool.
+  DirtyBytes(const DirtyBytes&) = delete;
+  DirtyBytes& operator=(const DirtyBytes&) = delete;
+
+  size_t block_size() const { return block_size_; }
+  // Filled bytes.
+  uint64_t bytes() const { return bytes_; }
+  // Bytes of the buffers held (what bounds the overlay's memory).
+  uint64_t memory() const { return memory_; }
+  bool empty() const { return blocks_.empty(); }
+
+  // Fills [offset, offset + len) with `data`. offset + len must not overflow.
+  void Write(uint64_t offset, const char* data, size_t len);
+  // Copies the filled bytes within [offset, offset + len) to the same places
+  // in `out` (out[0] is offset); leaves the other bytes of `out` alone.
+  void Read(uint64_t offset, size_t len, char* out) const;
+  // Unfills [from, to), freeing blocks left empty.
+  void Erase(uint64_t from, uint64_t to);
+
+  // The run (maximal range of filled bytes) containing byte `offset`, or
+  // nullopt if that byte is not filled.
+  std::optional<Range> RunContaining(uint64_t offset) const;
+  // The first run that has a filled byte at or after `offset` (its start may
+  // be before `offset`), or nullopt.
+  std::optional<Range> NextRun(uint64_t offset) const;
+  // The filled bytes from `offset` on that are contiguous in memory (within
+  // one block), at most up to `limit`; empty if byte `offset` is not filled.
+  std::string_view Contiguous(uint64_t offset, uint64_t limit) const;
+
+ private:
+  struct Block {
+    std::unique_ptr<char[]> buf;  // Covers the block's bytes [base, base + cap).
+    uint32_t base = 0;
+    uint32_t cap = 0;
+    // Filled [lo, hi) within the block: sorted, disjoint, non-adjacent.
+    std::vector<std::pair<uint32_t, uint32_t>> filled;
+  };
+  using Blocks = std::map<uint64_t, Block>;  // By block index.
+
+  // Makes `b`'s buffer cover [lo, hi), keeping its filled bytes.
+  void Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi);
+  void Release(Block& b);
+  // Index of the range of `b` containing `pos`, or -1.
+  static ptrdiff_t RangeAt(const Block& b, uint32_t pos);
+
+  const size_t block_size_;
+  BlockPool* const pool_;
+  Blocks blocks_;
+  uint64_t bytes_ = 0;
+  uint64_t memory_ = 0;
+};
+
+}  // namespace snapfs::store
