@@ -1,5 +1,9 @@
 #include "store/chunk_store.h"
 
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <bit>
 
@@ -295,6 +299,9 @@ Result<ChunkLocation> ChunkStore::AppendEncoded(const ChunkId& id, Codec codec, 
 }
 
 void ChunkStore::WorkerLoop() {
+  pthread_setname_np(pthread_self(), "snapfs-zstd");
+  // Linux: a thread's nice value is its own (PRIO_PROCESS with its tid).
+  if (options_.worker_nice > 0) (void)::setpriority(PRIO_PROCESS, ::gettid(), options_.worker_nice);
   std::unique_lock lock(mu_);
   for (;;) {
     queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });

@@ -63,6 +63,10 @@ struct ChunkStoreOptions {
   // arrive faster than the workers compress; Store::Settle compresses it
   // later, when the store is idle (docs/design.md). SIZE_MAX: never.
   size_t defer_above = SIZE_MAX;
+  // Nice value of the worker threads (0..19). Above 0, compression takes
+  // only what the writers leave of the CPU; with defer_above, a writer that
+  // needs it all gets its chunks stored raw instead of waiting.
+  int worker_nice = 0;
 };
 
 struct ChunkCounters {

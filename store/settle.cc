@@ -1,6 +1,10 @@
 // Store methods of deferred compression: settle keys, Settle() and the
 // thread that runs it when the store is idle (docs/design.md, "Deferred
 // compression"; docs/format.md, "Settle keys").
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include <rocksdb/db.h>
@@ -181,6 +185,9 @@ Status Store::ShrinkStatesLocked(const std::map<Generation, uint64_t>& saved,
 }
 
 void Store::SettleWhenIdle() {
+  pthread_setname_np(pthread_self(), "snapfs-settle");
+  if (options_.background_nice > 0)
+    (void)::setpriority(PRIO_PROCESS, ::gettid(), options_.background_nice);
   uint64_t seen = chunks_->counters().raw_bytes_new.load();
   uint64_t since_collect = 0;
   bool again = false;  // The last batch left work and nothing new came meanwhile.

@@ -79,6 +79,9 @@ struct OpenOptions {
   // A background thread compresses deferred chunks (Settle) whenever the
   // store has been idle for a moment, and collects the space they took.
   bool settle_when_idle = false;
+  // Nice value (0..19) of the compression workers and the settler: above 0
+  // they take only the CPU the writers leave (ChunkStoreOptions::worker_nice).
+  int background_nice = 0;
 };
 
 // What Settle() did.

@@ -188,6 +188,7 @@ int RunDaemon(const DaemonArgs& args, const ViewOpener& open) {
   // idle, so the dump is not slowed down by compression.
   config.store.defer_above = kDefaultDeferBytes;
   config.store.settle_when_idle = true;
+  config.store.background_nice = kBackgroundNice;
   Status st = ParseMountOptions(args.options, &config);
   if (!st.ok()) return LogFailure(kExitUsage, "bad option", st.message());
   if (args.ready_fd >= 0 && ::fcntl(args.ready_fd, F_SETFD, FD_CLOEXEC) != 0)

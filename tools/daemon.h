@@ -59,6 +59,9 @@ void AddDaemonOptions(CLI::App* app, DaemonArgs* args);
 // New chunks are stored uncompressed while more than this many raw bytes
 // wait for compression (-o defer_mb=N; store::OpenOptions::defer_above).
 inline constexpr size_t kDefaultDeferBytes = 4u << 20;
+// Nice value of the daemon's compression and settle threads: compression
+// takes only the CPU that serving the mount leaves (store::OpenOptions).
+inline constexpr int kBackgroundNice = 10;
 
 struct MountConfig {
   store::OpenOptions store;               // zstd_level, chunk_cache_bytes.
