@@ -118,6 +118,7 @@ Result<SettleStats> Store::Settle(uint64_t max_raw_bytes) {
     wo.sync = true;  // The old records become garbage GC may remove.
     SNAPFS_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "settle: index batch"));
     if (current) state_ = *current;
+    settled_since_collect_ += stats.raw_bytes;
   }
   // Commits add settle keys under commit_mu_, so this look is exact.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_meta_));
@@ -144,7 +145,7 @@ Result<std::pair<SettleStats, std::optional<GcStats>>> Store::SettleAll(const Gc
     // meanwhile by commits; the next call (or the settler) takes them.
     if (s.done || s.chunks + s.unchanged + s.damaged == 0) break;
   }
-  if (total.chunks == 0) return std::pair(total, std::optional<GcStats>());
+  if (settled_since_collect_.load() == 0) return std::pair(total, std::optional<GcStats>());
   SNAPFS_ASSIGN_OR_RETURN(GcStats stats, CollectAfterSettle(gc));
   return std::pair(total, std::optional<GcStats>(stats));
 }
@@ -153,7 +154,10 @@ Result<GcStats> Store::CollectAfterSettle(const GcOptions& gc) {
   // GC never touches the pack being appended to, which holds the newest
   // uncompressed records: start another.
   SNAPFS_RETURN_IF_ERROR(chunks_->RollPack());
-  return CollectGarbage(gc);
+  const uint64_t settled = settled_since_collect_.exchange(0);
+  Result<GcStats> stats = CollectGarbage(gc);
+  if (!stats.ok()) settled_since_collect_ += settled;  // Reclaimed by a later call.
+  return stats;
 }
 
 Status Store::ShrinkStatesLocked(const std::map<Generation, uint64_t>& saved,
@@ -189,7 +193,6 @@ void Store::SettleWhenIdle() {
   if (options_.background_nice > 0)
     (void)::setpriority(PRIO_PROCESS, ::gettid(), options_.background_nice);
   uint64_t seen = chunks_->counters().raw_bytes_new.load();
-  uint64_t since_collect = 0;
   bool again = false;  // The last batch left work and nothing new came meanwhile.
   std::unique_lock lock(flush_mu_);
   while (!stopping_) {
@@ -201,13 +204,13 @@ void Store::SettleWhenIdle() {
     seen = now;
     if (busy || !chunks_->Idle()) continue;
     if (unsettled_.load() == 0) {
-      if (since_collect < kCollectAfterBytes) continue;
-      since_collect = 0;  // A failure is retried after the next settled pack.
+      if (settled_since_collect_.load() < kCollectAfterBytes) continue;
       lock.unlock();
       GcOptions gc;
       gc.compact = false;
-      (void)CollectAfterSettle(gc);
+      const bool collected = CollectAfterSettle(gc).ok();
       lock.lock();
+      if (!collected) flush_cv_.wait_for(lock, kRetryAfterError, [this] { return stopping_; });
       continue;
     }
     lock.unlock();
@@ -218,7 +221,6 @@ void Store::SettleWhenIdle() {
       flush_cv_.wait_for(lock, kRetryAfterError, [this] { return stopping_; });
       continue;
     }
-    since_collect += r->raw_bytes;
     again = !r->done && chunks_->counters().raw_bytes_new.load() == seen;
   }
 }

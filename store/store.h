@@ -255,7 +255,8 @@ class Store {
   // is garbage for CollectGarbage(). Crash-safe at any point (an interrupted
   // batch is redone). Serialized with DropStates() and CollectGarbage().
   Result<SettleStats> Settle(uint64_t max_raw_bytes);
-  // Settles every deferred chunk; if any was, starts a new pack and collects
+  // Settles every deferred chunk; if any was settled since the last such
+  // collection (here or by the settler), starts a new pack and collects
   // garbage (`gc`), so the space of the uncompressed records is freed too.
   Result<std::pair<SettleStats, std::optional<GcStats>>> SettleAll(const GcOptions& gc);
   // True if generation g lies in a dropped state.
@@ -386,6 +387,9 @@ class Store {
   // Settle keys written (an upper bound: two commits may record one chunk);
   // the settler looks for work only while this is not 0.
   std::atomic<uint64_t> unsettled_{0};
+  // Raw bytes settled since the last CollectAfterSettle (by Settle, whoever
+  // called it): what GC may reclaim.
+  std::atomic<uint64_t> settled_since_collect_{0};
 
   std::mutex commit_mu_;           // Serializes Commit().
   // The last write to RocksDB failed (guarded by commit_mu_ for writes; read
