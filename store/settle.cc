@@ -28,6 +28,10 @@ constexpr uint64_t kSettleBatchBytes = 16u << 20;
 // Once everything is settled and at least this much was (a pack's worth of
 // uncompressed records became garbage), CollectGarbage() reclaims it.
 constexpr uint64_t kCollectAfterBytes = 64u << 20;
+// The packs deferred chunks were appended to are mostly their uncompressed
+// records, dead once settled, next to live compressed ones: GC after
+// settling rewrites every pack less than this share live (plain GC: 0.5).
+constexpr double kSettledRewriteBelow = 0.9;
 constexpr auto kRetryAfterError = std::chrono::seconds(30);
 
 bool IsSettleKey(const rocksdb::Iterator& it) {
@@ -154,8 +158,10 @@ Result<GcStats> Store::CollectAfterSettle(const GcOptions& gc) {
   // GC never touches the pack being appended to, which holds the newest
   // uncompressed records: start another.
   SNAPFS_RETURN_IF_ERROR(chunks_->RollPack());
+  GcOptions options = gc;
+  options.rewrite_below = std::max(options.rewrite_below, kSettledRewriteBelow);
   const uint64_t settled = settled_since_collect_.exchange(0);
-  Result<GcStats> stats = CollectGarbage(gc);
+  Result<GcStats> stats = CollectGarbage(options);
   if (!stats.ok()) settled_since_collect_ += settled;  // Reclaimed by a later call.
   return stats;
 }
