@@ -279,9 +279,10 @@ Result<json> SendRequest(const std::string& store_path, const json& request,
     return Status(Code::kPermission, ControlSocketPath(store_path) +
                                          ": permission denied (only the store's owner or root "
                                          "may change its retention)");
-  // ENOENT: no daemon; ECONNREFUSED: a socket left by a daemon that died.
-  // Either way the store is opened here (kBusy if something else has it).
-  if (err != ENOENT && err != ECONNREFUSED)
+  // ENOENT: no daemon; ECONNREFUSED: a socket left by a daemon that died;
+  // ENOTDIR: the store path is a file. Either way the store is opened here,
+  // which says what is wrong (kBusy if something else has it).
+  if (err != ENOENT && err != ECONNREFUSED && err != ENOTDIR)
     return Status::FromErrno(err, "connect " + ControlSocketPath(store_path));
   Result<std::unique_ptr<store::Store>> store = store::Store::Open(store_path, store::OpenOptions{});
   if (!store.ok()) {

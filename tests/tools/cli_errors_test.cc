@@ -215,6 +215,7 @@ TEST_F(CliErrorsTest, BadDurationsAndOptionValuesAreExitTwo) {
   Check({"snapfs", {"--init", kStore, kMnt}, kExitUsage, {"--init"}});
   Check({"snapfs", {"-o", "zstd=99", kStore, kMnt}, kExitUsage, {"zstd=99"}});
   Check({"snapfs", {"-o", "cache_mb=0", kStore, kMnt}, kExitUsage, {"cache_mb=0"}});
+  Check({"snapfs", {"-o", "defer_mb=-1", kStore, kMnt}, kExitUsage, {"defer_mb=-1"}});
   Check({"snapfs", {"--ready-fd", "987", kStore, kMnt}, kExitUsage, {"--ready-fd"}});
   Check({"snapfs-mount-at", {"-o", "rw", kStore, "now", kMnt}, kExitUsage, {"rw"}});
 }
@@ -224,6 +225,13 @@ TEST_F(CliErrorsTest, InitRefusesAnythingButANewOrEmptyFolder) {
   Check({"snapfs", {"--init", kFile}, kExitRuntime, {kFile}});
   Check({"snapfs", {"--init", kNotStore}, kExitRuntime, {"not empty"}});
   Check({"snapfs", {"--init", "{file}/sub"}, kExitRuntime, {"{file}/sub"}});
+}
+
+TEST_F(CliErrorsTest, SettleTakesOnlyAStore) {
+  for (const char* bad : {kMissing, kFile, kEmpty, kNotStore})
+    Check({"snapfs", {"--settle", bad}, kExitStore, {bad}});
+  Check({"snapfs", {"--settle", kStore, kMnt}, kExitUsage, {"takes only the store"}});
+  Check({"snapfs", {"--settle", kStore, "--init", "{root}/new"}, kExitUsage, {"--init"}});
 }
 
 TEST_F(CliErrorsTest, MissingOrUnusableMountPointIsExitFour) {
