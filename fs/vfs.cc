@@ -678,47 +678,50 @@ std::string Vfs::PathForLog(Ino ino) {
   return out;
 }
 
-Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) {
-  if (IsSnapfsHandle(fh)) return snap_->Read(fh, offset, len, out);
+Result<size_t> Vfs::ReadLocked(FileHandle fh, uint64_t offset, size_t len,
+                               const std::function<Result<size_t>(Inode&)>& read) {
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
   Inode& inode = *of->inode;
   std::shared_lock ilock(inode.mu);
   if (!inode.content) return Status::Invalid("not a regular file");
   if (read_ahead_ != nullptr) ReadAheadOf(*of, offset, offset + len);
-  Result<size_t> n = inode.content->Read(offset, len, out);
-  if (n.ok()) return n;
-  return ReadFailed(inode, offset, n.status());
+  return read(inode);
+}
+
+Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) {
+  if (IsSnapfsHandle(fh)) return snap_->Read(fh, offset, len, out);
+  return ReadLocked(fh, offset, len, [&](Inode& inode) -> Result<size_t> {
+    Result<size_t> n = inode.content->Read(offset, len, out);
+    if (n.ok()) return n;
+    return ReadFailed(inode, offset, n.status());
+  });
 }
 
 Result<size_t> Vfs::ReadSlices(FileHandle fh, uint64_t offset, size_t len,
                                std::vector<store::FileContent::Slice>* out) {
   out->clear();
   if (IsSnapfsHandle(fh)) return snap_->ReadSlices(fh, offset, len, out);
-  OpenFile* of = FindHandle(handles_mu_, files_, fh);
-  if (of == nullptr) return Status::Invalid("bad file handle");
-  Inode& inode = *of->inode;
-  std::shared_lock ilock(inode.mu);
-  if (!inode.content) return Status::Invalid("not a regular file");
-  if (read_ahead_ != nullptr) ReadAheadOf(*of, offset, offset + len);
-  Result<bool> sliced = inode.content->ReadSlices(offset, len, out);
-  if (!sliced.ok()) {
-    out->clear();
-    return ReadFailed(inode, offset, sliced.status());
-  }
-  if (!*sliced) {
-    // Dirty bytes or a hole: the slower copy, into bytes this read owns.
-    const uint64_t size = inode.content->size();
-    auto copy = std::make_shared<std::string>(
-        static_cast<size_t>(std::min<uint64_t>(len, offset < size ? size - offset : 0)), '\0');
-    Result<size_t> n = inode.content->Read(offset, copy->size(), copy->data());
-    if (!n.ok()) return ReadFailed(inode, offset, n.status());
-    copy->resize(*n);
-    out->push_back(store::FileContent::Slice{std::move(copy), 0, *n});
-  }
-  size_t n = 0;
-  for (const store::FileContent::Slice& s : *out) n += s.length;
-  return n;
+  return ReadLocked(fh, offset, len, [&](Inode& inode) -> Result<size_t> {
+    Result<bool> sliced = inode.content->ReadSlices(offset, len, out);
+    if (!sliced.ok()) {
+      out->clear();
+      return ReadFailed(inode, offset, sliced.status());
+    }
+    if (!*sliced) {
+      // Dirty bytes or a hole: the slower copy, into bytes this read owns.
+      const uint64_t size = inode.content->size();
+      auto copy = std::make_shared<std::string>(
+          static_cast<size_t>(std::min<uint64_t>(len, offset < size ? size - offset : 0)), '\0');
+      Result<size_t> n = inode.content->Read(offset, copy->size(), copy->data());
+      if (!n.ok()) return ReadFailed(inode, offset, n.status());
+      copy->resize(*n);
+      out->push_back(store::FileContent::Slice{std::move(copy), 0, *n});
+    }
+    size_t n = 0;
+    for (const store::FileContent::Slice& s : *out) n += s.length;
+    return n;
+  });
 }
 
 Status Vfs::ReadFailed(const Inode& inode, uint64_t offset, const Status& failed) {

@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -221,6 +222,11 @@ class Vfs {
   bool IsSnapfsHandle(FileHandle fh) const;
   bool IsSnapfsName(Ino parent, std::string_view name) const;
 
+  // The common part of Read and ReadSlices on a file of the tree: finds the
+  // handle, takes the inode lock shared, checks it is a regular file, queues
+  // read-ahead for [offset, offset + len), then runs `read` on the inode.
+  Result<size_t> ReadLocked(FileHandle fh, uint64_t offset, size_t len,
+                            const std::function<Result<size_t>(Inode&)>& read);
   // Logs a failed read of `inode` and returns the status to reply with.
   Status ReadFailed(const Inode& inode, uint64_t offset, const Status& st);
   // Queues the chunks past [offset, end) that a sequential reader of `of`
