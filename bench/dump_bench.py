@@ -652,6 +652,9 @@ class Bench:
             logical_total += logical
             for t in targets:
                 run([self.gen, "read", w.src])  # Sources in the page cache.
+                # No target pays for the dirty pages of the generator or of
+                # the target before it: each starts with the disk idle.
+                os.sync()
                 prof = self.start_profile(t, wname, day)
                 cpu0, c0 = t.cpu(), children_cpu()
                 secs = t.ingest(day)
