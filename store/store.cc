@@ -3,6 +3,7 @@
 #include "store/store_internal.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -89,6 +90,28 @@ int64_t NowNs() {
 // the same parent and name: everything but the last 8 bytes (~g) matches.
 bool SameDirentName(std::string_view found, std::string_view key) {
   return found.size() == key.size() && found.substr(0, key.size() - 8) == key.substr(0, key.size() - 8);
+}
+
+// A reader's RocksDB secondary keeps its info log in a temporary folder
+// named after the reader's pid, removed when the reader closes the store. A
+// reader killed before that leaves its folder behind; the next reader removes
+// the folders of pids that no longer run (a reused pid only keeps one longer).
+constexpr const char* kReaderDirPrefix = "snapfs-reader-";
+
+void RemoveDeadReaderDirs(const fsys::path& tmp) {
+  std::error_code ec;
+  for (fsys::directory_iterator it(tmp, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(kReaderDirPrefix)) continue;
+    std::error_code sec;
+    if (!fsys::is_directory(it->symlink_status(sec))) continue;  // Never follows a link.
+    const std::string rest = name.substr(std::char_traits<char>::length(kReaderDirPrefix));
+    char* after = nullptr;
+    const long pid = std::strtol(rest.c_str(), &after, 10);
+    if (pid <= 0 || after == rest.c_str() || *after != '-') continue;  // Not ours.
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // Alive.
+    fsys::remove_all(it->path(), sec);
+  }
 }
 
 // Busy if another process holds RocksDB's lock on `path`/db/LOCK (a POSIX
@@ -436,8 +459,10 @@ Status Store::OpenDb() {
       return std::find(present.begin(), present.end(), d.name) == present.end();
     });
     dbo.max_open_files = -1;  // Required for secondaries: keep files the daemon deletes open.
-    char tmpl[] = "/tmp/snapfs-reader-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return Status::FromErrno(errno, "temporary folder");
+    RemoveDeadReaderDirs("/tmp");
+    std::string tmpl = "/tmp/" + std::string(kReaderDirPrefix) + std::to_string(::getpid()) +
+                       "-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) return Status::FromErrno(errno, "temporary folder");
     secondary_dir_ = tmpl;
     st = rocksdb::DB::OpenAsSecondary(dbo, path_ + "/db", secondary_dir_, descs, &cfs_, &raw);
   } else {

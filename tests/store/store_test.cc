@@ -572,6 +572,35 @@ TEST_F(StoreTest, ReadOnlyStoreRefusesCommit) {
   EXPECT_CODE(reader->Commit(m, LogRecord{}, {}), Code::kReadOnly);
 }
 
+TEST_F(StoreTest, AReaderRemovesTheTemporaryFoldersOfKilledReadersOnly) {
+  // A pid that ran and is gone, as a reader's would be after SIGKILL.
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);
+  const std::string dead = "/tmp/snapfs-reader-" + std::to_string(child) + "-test01";
+  const std::string alive = "/tmp/snapfs-reader-" + std::to_string(::getpid()) + "-test02";
+  const std::string link = "/tmp/snapfs-reader-" + std::to_string(child) + "-test03";
+  TempDir target;  // A link to it must not be followed into it.
+  for (const std::string& d : {dead, alive}) {
+    fsys::create_directories(d);
+    WriteWholeFile(d + "/LOG", "info");
+  }
+  WriteWholeFile(target.path() + "/keep", "mine");
+  fsys::create_directory_symlink(target.path(), link);
+  {
+    OpenOptions ro;
+    ro.read_only = true;
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> reader, Store::Open(path_, ro));
+  }
+  EXPECT_FALSE(fsys::exists(dead));
+  EXPECT_TRUE(fsys::exists(alive + "/LOG"));
+  EXPECT_TRUE(fsys::is_symlink(link));
+  EXPECT_EQ(ReadWholeFile(target.path() + "/keep"), "mine");
+  std::error_code ec;
+  for (const std::string& d : {dead, alive, link}) fsys::remove_all(d, ec);
+}
+
 // ---------------------------------------------------------------------------
 // Time.
 
