@@ -90,7 +90,7 @@ VfsOptions Checked(VfsOptions options) {
 }  // namespace
 
 Vfs::Vfs(store::Store* store, VfsOptions options)
-    : store_(store), options_(Checked(options)) {
+    : store_(store), options_(Checked(options)), path_hints_(store) {
   if (options_.read_ahead_bytes > 0) {
     read_ahead_ = options_.read_ahead;
     if (read_ahead_ == nullptr) {
@@ -464,6 +464,8 @@ Status Vfs::RemoveEntry(Ino parent, std::string_view name, bool dir) {
   SNAPFS_RETURN_IF_ERROR(Commit(m, std::move(log)).status());
   c->rec = crec;
   p->rec = prec;
+  if (dir) path_hints_.DirRemoved(c->ino);
+  else path_hints_.Left(parent, name, c->ino, crec);
   return Status::Ok();
 }
 
@@ -570,6 +572,8 @@ Status Vfs::Rename(Ino parent, std::string_view name, Ino new_parent, std::strin
   log.size = s->rec.size;
   SNAPFS_RETURN_IF_ERROR(Commit(m, std::move(log)).status());
   for (auto& i : touched) i->rec = recs[i->ino];
+  if (sdir || tdir) path_hints_.DirRenamed();
+  if (!exchange) path_hints_.Left(parent, name, s->ino, s->rec);  // Written as a temporary?
   return Status::Ok();
 }
 
@@ -656,6 +660,14 @@ Result<Vfs::Created> Vfs::Create(Ino parent, std::string_view name, uint32_t mod
   if (!fh.ok()) {
     Forget(attr.ino, 1);
     return fh.status();
+  }
+  std::vector<store::Extent> previous = path_hints_.Take(parent, name);
+  if (!previous.empty()) {
+    Result<InodePtr> inode = GetInode(attr.ino);
+    if (inode.ok()) {
+      std::lock_guard ilock((*inode)->mu);
+      if ((*inode)->content) (*inode)->content->SetPrevious(std::move(previous));
+    }
   }
   return Created{attr, *fh};
 }

@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fs/path_hints.h"
 #include "store/file_content.h"
 #include "store/key_format.h"
 #include "store/status.h"
@@ -239,6 +240,7 @@ class Vfs {
   std::unique_ptr<ReadAhead> own_read_ahead_;
   ReadAhead* read_ahead_ = nullptr;  // options_.read_ahead or own_read_ahead_.
   std::unique_ptr<SnapshotDir> snap_;
+  PathHints path_hints_;  // Delta bases for files created where others left.
   std::mutex ns_mu_;  // Serializes namespace changes (create, unlink, rename, ...).
   mutable std::mutex table_mu_;
   std::unordered_map<Ino, InodePtr> inodes_;

@@ -39,6 +39,10 @@ std::optional<ChunkId> FileContent::BaseHint(uint64_t offset) const {
   return std::nullopt;
 }
 
+void FileContent::SetPrevious(std::vector<Extent> previous) {
+  if (extents_.empty() && truncated_.empty()) truncated_ = std::move(previous);
+}
+
 Status FileContent::ReadBase(uint64_t from, uint64_t to, char* out) {
   std::memset(out, 0, to - from);
   for (size_t i = FirstExtentEndingAfter(from); i < extents_.size() && extents_[i].offset < to;

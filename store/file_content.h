@@ -75,6 +75,10 @@ class FileContent {
   Result<bool> ReadSlices(uint64_t offset, size_t len, std::vector<Slice>* out);
   Status Write(uint64_t offset, const char* data, size_t len);
   Status Truncate(uint64_t size);
+  // The extents of content this new file replaces (the file that last had
+  // its path: fs/path_hints.h), offered as delta bases where the file has
+  // none of its own, as the extents a truncate removed are.
+  void SetPrevious(std::vector<Extent> previous);
 
   // Chunks all dirty data and waits until every new chunk is stored.
   // Afterwards extents() is the complete content. kNoSpace when the store is
@@ -124,7 +128,7 @@ class FileContent {
   // with O_TRUNC, write it all again) finds yesterday's chunks here, though
   // the truncate was committed before the first write. At most the size of
   // the extent list before the truncate; gone with this object (the Vfs
-  // drops it at the last close).
+  // drops it at the last close). Or those SetPrevious() gave.
   std::vector<Extent> truncated_;
 };
 

@@ -98,6 +98,53 @@ TEST_F(DeltaTest, LaterDaysOfADumpCostAFractionOfTheFirstAndEveryDayReadsBack) {
   EXPECT_EQ(report.chunks_verified, report.chunks);
 }
 
+// A dump job that removes its folder and writes it again (rm -rf dump/;
+// dump2py dump/), or writes a temporary file and renames it into place,
+// makes new inodes each night: the file that last left the same path gives
+// the bases (fs/path_hints.h).
+TEST_F(DeltaTest, AFileCreatedWhereAnotherLeftIsStoredAsDeltasAgainstIt) {
+  using fs::testing::kUser;
+  using fs::testing::WriteFile;
+  std::vector<std::string> days;
+  std::vector<uint64_t> stored;
+  std::vector<Generation> gens;
+  for (int day = 1; day <= 4; ++day) {
+    days.push_back(DumpText(kDumpBytes, day));
+    const uint64_t before = PacksBytes(packs_);
+    if (day == 3) {
+      // The temporary-and-rename way, on top of the folder written on day 2.
+      ASSERT_OK_AND_ASSIGN(fs::Attr d, Stat(*vfs_, kRootIno, "dump"));
+      ASSERT_OK_AND_ASSIGN(Ino tmp, WriteFile(*vfs_, d.ino, "db.py.tmp", days.back()));
+      (void)tmp;
+      ASSERT_OK(vfs_->Rename(d.ino, "db.py.tmp", d.ino, "db.py", 0));
+    } else {
+      if (day > 1) {  // rm -rf dump
+        ASSERT_OK_AND_ASSIGN(fs::Attr d, Stat(*vfs_, kRootIno, "dump"));
+        ASSERT_OK(vfs_->Unlink(d.ino, "db.py"));
+        ASSERT_OK(vfs_->Rmdir(kRootIno, "dump"));
+      }
+      ASSERT_OK_AND_ASSIGN(fs::Attr d, vfs_->Mkdir(kRootIno, "dump", 0755, kUser));
+      vfs_->Forget(d.ino, 1);
+      ASSERT_OK_AND_ASSIGN(Ino file, WriteFile(*vfs_, d.ino, "db.py", days.back()));
+      (void)file;
+    }
+    stored.push_back(PacksBytes(packs_) - before);
+    gens.push_back(store_->latest());
+    EndState();
+  }
+  // Day 3 wrote db.py.tmp, a path nothing had left yet: no bases, a full day
+  // (4 is a generous floor: about 1.9 MiB as day 1, against ~0.1 MiB).
+  EXPECT_LT(stored[1] * 5, stored[0]) << stored[0] << " then " << stored[1];
+  EXPECT_GT(stored[2] * 4, stored[0]) << stored[0] << " then " << stored[2];
+  // Day 4 created db.py where day 3's renamed file left: deltas again.
+  EXPECT_LT(stored[3] * 5, stored[0]) << stored[0] << " then " << stored[3];
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  for (size_t i = 0; i < days.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(std::string got, ReadAt(gens[i], "dump/db.py"));
+    EXPECT_TRUE(got == days[i]) << "day " << i + 1;
+  }
+}
+
 TEST_F(DeltaTest, ADamagedBaseFailsTheChunksStoredAgainstItAndCheckNamesThem) {
   const std::string day1 = DumpText(kDumpBytes, 1), day2 = DumpText(kDumpBytes, 2);
   Dump("dump.sql", day1);

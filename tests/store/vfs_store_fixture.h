@@ -104,14 +104,22 @@ class VfsStoreTest : public ::testing::Test {
     return PacksBytes(packs_) - before;
   }
 
-  // The content of `name` in the tree at generation `g`.
-  Result<std::string> ReadAt(Generation g, const std::string& name) {
+  // The content of `path` (relative to the root, '/' between names) in the
+  // tree at generation `g`.
+  Result<std::string> ReadAt(Generation g, const std::string& path) {
     fs::VfsOptions o;
     o.at = g;
     o.read_only = true;
     fs::Vfs view(store_.get(), o);
-    SNAPFS_ASSIGN_OR_RETURN(fs::Attr a, fs::testing::Stat(view, kRootIno, name));
-    return fs::testing::ReadFile(view, a.ino);
+    Ino ino = kRootIno;
+    for (size_t at = 0; at <= path.size();) {
+      const size_t slash = std::min(path.find('/', at), path.size());
+      SNAPFS_ASSIGN_OR_RETURN(fs::Attr a,
+                              fs::testing::Stat(view, ino, path.substr(at, slash - at)));
+      ino = a.ino;
+      at = slash + 1;
+    }
+    return fs::testing::ReadFile(view, ino);
   }
 
   // The extents of `name` as of now.
