@@ -90,7 +90,7 @@ VfsOptions Checked(VfsOptions options) {
 }  // namespace
 
 Vfs::Vfs(store::Store* store, VfsOptions options)
-    : store_(store), options_(Checked(options)), path_hints_(store) {
+    : store_(store), options_(Checked(options)), path_hints_(store, options_.min_sibling_age) {
   if (options_.read_ahead_bytes > 0) {
     read_ahead_ = options_.read_ahead;
     if (read_ahead_ == nullptr) {
@@ -661,7 +661,7 @@ Result<Vfs::Created> Vfs::Create(Ino parent, std::string_view name, uint32_t mod
     Forget(attr.ino, 1);
     return fh.status();
   }
-  std::vector<store::Extent> previous = path_hints_.Take(parent, name);
+  std::vector<store::Extent> previous = path_hints_.Take(parent, name, attr.ino);
   if (!previous.empty()) {
     Result<InodePtr> inode = GetInode(attr.ino);
     if (inode.ok()) {

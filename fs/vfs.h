@@ -21,6 +21,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -115,6 +116,9 @@ struct VfsOptions {
   // live view's for the views of its .snapfs folder. Null: the Vfs starts its
   // own (two threads, or one per core), when a sequential read first needs them.
   ReadAhead* read_ahead = nullptr;
+  // A new file takes delta bases from a sibling (fs/path_hints.h) created at
+  // least this long before it.
+  std::chrono::steady_clock::duration min_sibling_age = PathHints::kDefaultSiblingAge;
 };
 
 class SnapshotDir;

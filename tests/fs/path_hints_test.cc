@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <map>
+
 #include "tests/fs/vfs_test_util.h"
 
 namespace snapfs::fs {
@@ -35,10 +38,10 @@ TEST_F(PathHintsTest, WhatLeftAPathIsOfferedOnceToThatPathOnly) {
   ASSERT_FALSE(extents.empty());
   PathHints hints(store_.get());
   hints.Left(dir.ino, "f", ino, rec);
-  EXPECT_TRUE(hints.Take(dir.ino, "g").empty());
-  EXPECT_TRUE(hints.Take(kRootIno, "f").empty());
-  EXPECT_EQ(hints.Take(dir.ino, "f"), extents);
-  EXPECT_TRUE(hints.Take(dir.ino, "f").empty());  // Taken.
+  EXPECT_TRUE(hints.Take(dir.ino, "g", 99).empty());
+  EXPECT_TRUE(hints.Take(kRootIno, "f", 99).empty());
+  EXPECT_EQ(hints.Take(dir.ino, "f", 99), extents);
+  EXPECT_TRUE(hints.Take(dir.ino, "f", 99).empty());  // Taken.
   // Not a regular file, or empty: nothing to offer.
   store::InodeRecord empty = rec;
   empty.size = 0;
@@ -49,6 +52,33 @@ TEST_F(PathHintsTest, WhatLeftAPathIsOfferedOnceToThatPathOnly) {
   EXPECT_EQ(hints.size(), 0u);
 }
 
+TEST_F(PathHintsTest, ANewNameTakesTheSiblingWhoseDigitsMatchMost) {
+  ASSERT_OK_AND_ASSIGN(Attr dir, vfs_->Mkdir(kRootIno, "backups", 0755, kUser));
+  std::map<std::string, Ino> inos;
+  for (const char* name : {"db1-2026-12-01.sql", "db2-2026-12-01.sql", "db1-2026-12-02.sql",
+                           "db2-2026-12-02.sql", "other-2026-12-02.txt", "notes"}) {
+    std::string bytes;
+    while (bytes.size() < 100000) bytes += name;
+    ASSERT_OK_AND_ASSIGN(inos[name], WriteFile(*vfs_, dir.ino, name, bytes));
+  }
+  // Nights a day of the test's clock apart, the files of a night a second.
+  auto now = std::chrono::steady_clock::time_point{};
+  PathHints hints(store_.get(), std::chrono::minutes(5), [&] { return now; });
+  auto take = [&](const std::string& name) {
+    now += std::chrono::seconds(1);
+    return hints.Take(dir.ino, name, inos[name]);
+  };
+  EXPECT_TRUE(take("db1-2026-12-01.sql").empty());
+  EXPECT_TRUE(take("db2-2026-12-01.sql").empty());  // Not db1's: one burst.
+  now += std::chrono::hours(24);
+  // The next night, each goes with its own of the night before.
+  EXPECT_EQ(take("db1-2026-12-02.sql"), ContentOf(inos["db1-2026-12-01.sql"]).second);
+  EXPECT_EQ(take("db2-2026-12-02.sql"), ContentOf(inos["db2-2026-12-01.sql"]).second);
+  EXPECT_TRUE(take("other-2026-12-02.txt").empty());
+  EXPECT_TRUE(take("notes").empty());
+  EXPECT_TRUE(hints.Take(kRootIno, "db1-2026-12-03.sql", 99).empty());  // Another folder.
+}
+
 TEST_F(PathHintsTest, TheOldestPathsGoFirstPastTheBound) {
   ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "some bytes"));
   auto [rec, extents] = ContentOf(ino);
@@ -56,13 +86,13 @@ TEST_F(PathHintsTest, TheOldestPathsGoFirstPastTheBound) {
   for (size_t i = 0; i < PathHints::kMaxPaths + 10; ++i)
     hints.Left(kRootIno, "n" + std::to_string(i), ino, rec);
   EXPECT_EQ(hints.size(), PathHints::kMaxPaths);
-  EXPECT_TRUE(hints.Take(kRootIno, "n9").empty());
-  EXPECT_EQ(hints.Take(kRootIno, "n10"), extents);
+  EXPECT_TRUE(hints.Take(kRootIno, "n9", 99).empty());
+  EXPECT_EQ(hints.Take(kRootIno, "n10", 99), extents);
   // The same path again replaces its hint and keeps it the newest.
   for (int round = 0; round < 3; ++round) hints.Left(kRootIno, "n11", ino, rec);
   for (size_t i = 0; i < PathHints::kMaxPaths; ++i)
     hints.Left(kRootIno, "m" + std::to_string(i % 100), ino, rec);
-  EXPECT_EQ(hints.Take(kRootIno, "n11"), extents);
+  EXPECT_EQ(hints.Take(kRootIno, "n11", 99), extents);
   EXPECT_LE(hints.size(), PathHints::kMaxPaths);
 }
 

@@ -145,6 +145,26 @@ TEST_F(DeltaTest, AFileCreatedWhereAnotherLeftIsStoredAsDeltasAgainstIt) {
   }
 }
 
+TEST_F(DeltaTest, ADumpUnderANewNameEachNightIsStoredAsDeltasAgainstTheNightBefore) {
+  vfs_options_.min_sibling_age = std::chrono::milliseconds(1);  // The nights: EndState() apart.
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  std::vector<std::string> days;
+  std::vector<uint64_t> stored;
+  for (int day = 1; day <= 3; ++day) {
+    days.push_back(DumpText(kDumpBytes, day));
+    stored.push_back(Dump("db-2026-12-0" + std::to_string(day) + ".sql", days.back()));
+    EndState();
+  }
+  EXPECT_LT(stored[1] * 5, stored[0]) << stored[0] << " then " << stored[1];
+  EXPECT_LT(stored[2] * 5, stored[0]) << stored[0] << " then " << stored[2];
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  for (int day = 1; day <= 3; ++day) {
+    ASSERT_OK_AND_ASSIGN(std::string got,
+                         ReadAt(store_->latest(), "db-2026-12-0" + std::to_string(day) + ".sql"));
+    EXPECT_TRUE(got == days[static_cast<size_t>(day - 1)]) << "day " << day;
+  }
+}
+
 TEST_F(DeltaTest, ADamagedBaseFailsTheChunksStoredAgainstItAndCheckNamesThem) {
   const std::string day1 = DumpText(kDumpBytes, 1), day2 = DumpText(kDumpBytes, 2);
   Dump("dump.sql", day1);

@@ -54,7 +54,7 @@ class VfsStoreTest : public ::testing::Test {
     OpenOptions o = open_options_;
     o.compress_threads = 2;
     ASSERT_OK_AND_ASSIGN(store_, Store::Open(path_, o));
-    vfs_ = std::make_unique<fs::Vfs>(store_.get(), fs::VfsOptions{});
+    vfs_ = std::make_unique<fs::Vfs>(store_.get(), vfs_options_);
   }
   void Close() {
     vfs_.reset();
@@ -147,6 +147,7 @@ class VfsStoreTest : public ::testing::Test {
 
 
   OpenOptions open_options_;  // What Open() uses (compress_threads: 2).
+  fs::VfsOptions vfs_options_;
   const int64_t state_gap_ns_;
   TempDir dir_;
   const std::string path_ = dir_.path() + "/store";
