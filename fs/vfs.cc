@@ -697,8 +697,12 @@ Result<size_t> Vfs::ReadLocked(FileHandle fh, uint64_t offset, size_t len,
   Inode& inode = *of->inode;
   std::shared_lock ilock(inode.mu);
   if (!inode.content) return Status::Invalid("not a regular file");
-  if (read_ahead_ != nullptr) ReadAheadOf(*of, offset, offset + len);
-  return read(inode);
+  std::vector<store::ChunkId> consumed;
+  if (read_ahead_ != nullptr) ReadAheadOf(*of, offset, offset + len, &consumed);
+  Result<size_t> n = read(inode);
+  // The reply holds what it needs (slices keep their chunks).
+  if (n.ok() && !consumed.empty()) store_->chunks().ReadThrough(consumed);
+  return n;
 }
 
 Result<size_t> Vfs::Read(FileHandle fh, uint64_t offset, size_t len, char* out) {
@@ -749,7 +753,8 @@ Status Vfs::ReadFailed(const Inode& inode, uint64_t offset, const Status& failed
   return st;
 }
 
-void Vfs::ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end) {
+void Vfs::ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end,
+                      std::vector<store::ChunkId>* consumed) {
   const store::FileContent& content = *of.inode->content;
   const std::vector<store::Extent>& extents = content.extents();
   auto first_after = [&](uint64_t off) {
@@ -763,7 +768,8 @@ void Vfs::ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end) {
   // kernel may send a pass's reads slightly out of order.)
   const uint64_t window = options_.read_ahead_bytes;
   const uint64_t prev = of.next_read.exchange(end, std::memory_order_relaxed);
-  if (offset <= prev + window && prev <= offset + window) {
+  const bool sequential = offset <= prev + window && prev <= offset + window;
+  if (sequential) {
     uint64_t from = of.ahead_to.load(std::memory_order_relaxed);
     const uint64_t to = end + window;
     if (from < end || from > to) from = end;  // Behind the reader, or it went back.
@@ -782,8 +788,12 @@ void Vfs::ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end) {
   }
   // The chunks this read needs: fetched here unless a prefetch already is.
   std::vector<store::ChunkId> needed;
-  for (auto it = first_after(offset); it != extents.end() && it->offset < end; ++it)
+  for (auto it = first_after(offset); it != extents.end() && it->offset < end; ++it) {
     needed.push_back(it->id);
+    // A pass does not come back for a chunk whose end it has read: the
+    // kernel's page cache has its bytes (ChunkStore::ReadThrough).
+    if (sequential && it->end() <= end) consumed->push_back(it->id);
+  }
   read_ahead_->Claim(needed);
 }
 

@@ -229,14 +229,18 @@ class Vfs {
 
   // The common part of Read and ReadSlices on a file of the tree: finds the
   // handle, takes the inode lock shared, checks it is a regular file, queues
-  // read-ahead for [offset, offset + len), then runs `read` on the inode.
+  // read-ahead for [offset, offset + len), then runs `read` on the inode and
+  // drops from the chunk cache the chunks a sequential pass has read to their
+  // end.
   Result<size_t> ReadLocked(FileHandle fh, uint64_t offset, size_t len,
                             const std::function<Result<size_t>(Inode&)>& read);
   // Logs a failed read of `inode` and returns the status to reply with.
   Status ReadFailed(const Inode& inode, uint64_t offset, const Status& st);
   // Queues the chunks past [offset, end) that a sequential reader of `of`
-  // will want next (inode.mu held, shared or not).
-  void ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end);
+  // will want next (inode.mu held, shared or not). Appends to *consumed the
+  // chunks of a sequential pass that end within [offset, end).
+  void ReadAheadOf(OpenFile& of, uint64_t offset, uint64_t end,
+                   std::vector<store::ChunkId>* consumed);
 
   store::Store* const store_;
   const VfsOptions options_;

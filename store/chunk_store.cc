@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <bit>
 
 #include <rocksdb/db.h>
@@ -472,6 +473,7 @@ Result<ChunkBytes> ChunkStore::Fetch(const ChunkId& id, const ChunkId* base_of) 
   if (base_of != nullptr && loc->codec == Codec::kZstdDelta)
     return Status::Corruption("chunk " + base_of->Hex() + ": its base chunk " + id.Hex() +
                               " is itself a delta");
+  { static std::atomic<uint64_t> dec{0}; if (++dec % 2000 == 0) fprintf(stderr, "DECODES %lu\n", (unsigned long)dec.load()); }
   // Only verified bytes enter the cache: a damaged record fails every read.
   Result<ChunkBytes> bytes = ReadVerified(id, *loc);
   if (!bytes.ok() && bytes.status().code() == Code::kNotFound) {
@@ -585,8 +587,28 @@ ChunkBytes ChunkStore::CacheLookup(const ChunkId& id) {
   std::lock_guard lock(cache_mu_);
   auto it = cache_.find(id);
   if (it == cache_.end()) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->second;
+  if (!it->second.through) lru_.splice(lru_.begin(), lru_, it->second.it);
+  return it->second.it->second;
+}
+
+void ChunkStore::ReadThrough(std::span<const ChunkId> ids) {
+  std::vector<ChunkBytes> dropped;  // Released after the lock: that recycles them.
+  std::lock_guard lock(cache_mu_);
+  for (const ChunkId& id : ids) {
+    auto it = cache_.find(id);
+    if (it == cache_.end() || it->second.through) continue;
+    const size_t bytes = it->second.it->second->capacity();
+    cache_size_ -= bytes;
+    through_size_ += bytes;
+    through_.splice(through_.begin(), lru_, it->second.it);
+    it->second.through = true;
+  }
+  while (through_size_ > options_.cache_bytes / 8 && !through_.empty()) {
+    through_size_ -= through_.back().second->capacity();
+    dropped.push_back(std::move(through_.back().second));
+    cache_.erase(through_.back().first);
+    through_.pop_back();
+  }
 }
 
 void ChunkStore::CacheInsert(const ChunkId& id, const ChunkBytes& bytes) {
@@ -594,12 +616,15 @@ void ChunkStore::CacheInsert(const ChunkId& id, const ChunkBytes& bytes) {
   std::lock_guard lock(cache_mu_);
   if (cache_.count(id)) return;
   lru_.emplace_front(id, bytes);
-  cache_.emplace(id, lru_.begin());
+  cache_.emplace(id, CacheSlot{lru_.begin()});
   cache_size_ += bytes->capacity();  // What it holds: a recycled buffer may be larger.
-  while (cache_size_ > options_.cache_bytes && !lru_.empty()) {
-    cache_size_ -= lru_.back().second->capacity();
-    cache_.erase(lru_.back().first);
-    lru_.pop_back();
+  while (cache_size_ + through_size_ > options_.cache_bytes && !(lru_.empty() && through_.empty())) {
+    // Chunks read through go first.
+    auto& list = through_.empty() ? lru_ : through_;
+    size_t& size = through_.empty() ? cache_size_ : through_size_;
+    size -= list.back().second->capacity();
+    cache_.erase(list.back().first);
+    list.pop_back();
   }
 }
 

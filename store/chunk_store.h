@@ -151,6 +151,16 @@ class ChunkStore {
   // chunk) if the record fails any check, and for a delta whose base is
   // missing, itself a delta, or damaged (naming the base too).
   Result<ChunkBytes> Get(const ChunkId& id);
+  // Moves each of `ids` that is cached to the cache's short queue of chunks
+  // read through, for a reader that will not ask for them again: a
+  // sequential pass, whose bytes the kernel's page cache keeps once read.
+  // The queue holds cache_bytes / 8 (a chunk whose end one read reached may
+  // still be wanted by a read of its start that is in flight), and its
+  // oldest chunks drop first. Without it a long read fills the whole cache
+  // with fresh buffers before one is recycled, and touching fresh memory
+  // costs more than decoding (docs/performance.md, "Reading back, part 3").
+  // A copy still held (a read reply) stays valid.
+  void ReadThrough(std::span<const ChunkId> ids);
   // Reads the record at `loc` from its pack and verifies it (header, payload
   // hash, decoding, raw length, hash of the raw bytes == id), bypassing and
   // never filling the cache: for checks. A delta's base is fetched as by
@@ -273,10 +283,18 @@ class ChunkStore {
   void ProtectLocked(const ChunkId& id, bool hold, const std::optional<ChunkId>& base);
   void ReleaseLocked(const ChunkId& id);                    // mu_ held.
 
+  // The cache: lru_ (most recent first) and through_ (ReadThrough; oldest
+  // last), each entry in one of them, with the bytes each list holds.
+  struct CacheSlot {
+    std::list<std::pair<ChunkId, ChunkBytes>>::iterator it;
+    bool through = false;
+  };
   std::mutex cache_mu_;
   std::list<std::pair<ChunkId, ChunkBytes>> lru_;
-  std::unordered_map<ChunkId, decltype(lru_)::iterator, ChunkIdHash> cache_;
-  size_t cache_size_ = 0;
+  std::list<std::pair<ChunkId, ChunkBytes>> through_;
+  std::unordered_map<ChunkId, CacheSlot, ChunkIdHash> cache_;
+  size_t cache_size_ = 0;    // Of lru_.
+  size_t through_size_ = 0;  // Of through_.
 };
 
 }  // namespace snapfs::store

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
@@ -371,6 +372,33 @@ TEST_F(VfsTest, ReadAfterAWriteShowsItWhileReadAheadHoldsTheOldChunks) {
   EXPECT_TRUE(all == model);
   ASSERT_OK(vfs_->Release(w));
   ASSERT_OK(vfs_->Release(r));
+}
+
+// A sequential pass hands the chunks it has read to their end to the chunk
+// cache's short read-through queue (ChunkStore::ReadThrough), so a long read
+// does not fill the cache: with the packs damaged after the pass, the start
+// of the file is no longer served from the cache, the end still is.
+TEST_F(VfsTest, SequentialPassLeavesOnlyItsLastChunksInTheCache) {
+  const std::string model = SeededBytes(2 << 20, 24);
+  ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", model));
+  vfs_.reset();
+  store::OpenOptions options;
+  options.chunk_cache_bytes = 4 << 20;  // Holds the whole file; its read-through queue 512 KiB.
+  ASSERT_NO_FATAL_FAILURE(Reopen(options));
+  vfs_ = std::make_unique<Vfs>(store_.get(), LiveOptions());
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_RDONLY));
+  ASSERT_OK_AND_ASSIGN(std::string all, ReadHandle(*vfs_, fh));
+  ASSERT_TRUE(all == model);
+  for (const auto& e : std::filesystem::directory_iterator(path_ + "/packs")) {
+    for (uint64_t at = store::kPackHeaderSize; at < e.file_size(); at += 4096)
+      ASSERT_NO_FATAL_FAILURE(store::testing::XorFileByte(e.path().string(), at, 0x20));
+  }
+  std::string buf(64 << 10, '\0');
+  EXPECT_CODE(vfs_->Read(fh, 0, buf.size(), buf.data()), Code::kCorruption);
+  ASSERT_OK_AND_ASSIGN(size_t n, vfs_->Read(fh, model.size() - buf.size(), buf.size(), buf.data()));
+  EXPECT_EQ(n, buf.size());
+  EXPECT_TRUE(buf == model.substr(model.size() - buf.size()));
+  ASSERT_OK(vfs_->Release(fh));
 }
 
 // The bytes ReadSlices gives for [offset, offset + len) of `fh`, joined.

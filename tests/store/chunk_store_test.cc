@@ -160,6 +160,33 @@ TEST_F(ChunkStoreTest, RecordWhoseBytesDoNotHashToTheIdIsCorruption) {
   EXPECT_EQ(chunks().counters().corrupt_reads.load(), 1u);
 }
 
+// Chunks a sequential reader has read through leave the cache first, and
+// only a short queue of them stays: damaged records behind them show which
+// are still served from the cache.
+TEST_F(ChunkStoreTest, ChunksReadThroughAreDroppedOnceTheirQueueIsFull) {
+  const std::string a = SeededBytes(100000, 11), b = SeededBytes(100000, 12);
+  ASSERT_NO_FATAL_FAILURE(CommitFileOf(a));
+  ASSERT_NO_FATAL_FAILURE(CommitFileOf(b));
+  OpenOptions options;
+  options.chunk_cache_bytes = 1 << 20;  // The read-through queue: 128 KiB, one of them.
+  ASSERT_NO_FATAL_FAILURE(Reopen(options));
+  ASSERT_OK(chunks().Get(IdOf(a)));
+  ASSERT_OK(chunks().Get(IdOf(b)));
+  for (const std::string* bytes : {&a, &b}) {
+    const std::optional<ChunkLocation> loc = Locate(*bytes);
+    ASSERT_TRUE(loc.has_value());
+    ASSERT_NO_FATAL_FAILURE(
+        testing::XorFileByte(PackPathOf(loc->pack), loc->offset + kRecordHeaderSize + 500, 0x20));
+  }
+  const ChunkId ida = IdOf(a), idb = IdOf(b);
+  chunks().ReadThrough({&ida, 1});
+  EXPECT_OK(chunks().Get(ida));  // Still cached.
+  chunks().ReadThrough({&idb, 1});
+  EXPECT_CODE(chunks().Get(ida), Code::kCorruption);  // Dropped: the oldest read through.
+  ASSERT_OK_AND_ASSIGN(ChunkBytes got, chunks().Get(idb));
+  EXPECT_EQ(*got, b);
+}
+
 TEST_F(ChunkStoreTest, GetOfAnUnknownChunkIsNotFound) {
   EXPECT_CODE(chunks().Get(IdOf("never stored")), Code::kNotFound);
 }
