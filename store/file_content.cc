@@ -297,6 +297,7 @@ void FileContent::Install(const ChunkJob& job, const std::vector<DirtyBytes::Ran
   lo = extents_.erase(lo, hi);
   extents_.insert(lo, job.fresh.begin(), job.fresh.end());
 }
+
 Status FileContent::ChunkAll(Cut cut) {
   std::vector<uint64_t> starts;
   for (auto r = overlay_.NextRun(0); r; r = overlay_.NextRun(r->end)) starts.push_back(r->start);
