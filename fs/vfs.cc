@@ -28,10 +28,6 @@ struct Vfs::Inode {
   // Held shared only by Read (FileContent::Read changes nothing), so the
   // reads of one file run in parallel; everything else holds it exclusively.
   std::shared_mutex mu;
-  // Held by the one writer that chunks the content (FileContent::RunChunk
-  // runs without `mu`, while other writes copy their bytes in) and by every
-  // other change of the content (truncate, flush, commit). Taken before `mu`.
-  std::mutex chunk_mu;
   const Ino ino;
   InodeRecord rec;                               // As last committed (or folded times).
   std::unique_ptr<store::FileContent> content;   // Regular files while open or dirty.
@@ -263,9 +259,6 @@ Result<Attr> Vfs::SetAttr(Ino ino, const SetAttrRequest& req) {
   if (IsSnapfs(ino)) return SnapfsReadOnly();
   SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
-  // A truncate changes the content: wait for a writer chunking it.
-  std::unique_lock clock(inode->chunk_mu, std::defer_lock);
-  if (req.size) clock.lock();
   std::lock_guard ilock(inode->mu);
   InodeRecord rec = inode->rec;
   const int64_t now = NowNs();
@@ -635,9 +628,6 @@ Result<FileHandle> Vfs::Open(Ino ino, int flags) {
   if (writing) SNAPFS_RETURN_IF_ERROR(CheckWritable());
   SNAPFS_ASSIGN_OR_RETURN(InodePtr inode, GetInode(ino));
   {
-    // Truncating changes the content: wait for a writer chunking it.
-    std::unique_lock clock(inode->chunk_mu, std::defer_lock);
-    if (flags & O_TRUNC) clock.lock();
     std::lock_guard ilock(inode->mu);
     if (IsDir(inode->rec)) return Status(Code::kIsDir, "open of a directory");
     SNAPFS_RETURN_IF_ERROR(LoadContent(*inode));
@@ -813,42 +803,12 @@ Result<size_t> Vfs::Write(FileHandle fh, uint64_t offset, const char* data, size
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
   Inode& inode = *of->inode;
-  bool over_limit = false;
-  {
-    std::lock_guard ilock(inode.mu);
-    if (!inode.content) return Status::Invalid("not a regular file");
-    const int64_t now = NowNs();
-    if (inode.dirty_since_ns == 0) inode.dirty_since_ns = now;
-    SNAPFS_RETURN_IF_ERROR(inode.content->CopyIn(offset, data, len));
-    inode.rec.mtime_ns = inode.rec.ctime_ns = now;
-    over_limit = inode.content->dirty_memory() > inode.content->dirty_limit();
-  }
-  // The kernel sends several writes of one file at once (writeback cache):
-  // one of them chunks what is due while the others only copy their bytes in
-  // and return. A writer finding the overlay past its limit waits its turn.
-  std::unique_lock clock(inode.chunk_mu, std::try_to_lock);
-  if (!clock.owns_lock()) {
-    if (!over_limit) return len;
-    clock.lock();
-  }
-  std::unique_lock ilock(inode.mu);
-  if (!inode.content) return len;
-  store::FileContent& content = *inode.content;  // Kept while the file is open.
-  using Cut = store::FileContent::Cut;
-  // Until a pass chunks nothing: the other writers' bytes may be due now.
-  for (bool progress = true; progress;) {
-    progress = false;
-    SNAPFS_RETURN_IF_ERROR(content.ChunkDue(offset, [&](uint64_t start, Cut cut) -> Status {
-      SNAPFS_ASSIGN_OR_RETURN(std::optional<store::FileContent::ChunkJob> job,
-                              content.PrepareChunk(start, cut, true));
-      if (!job) return Status::Ok();
-      ilock.unlock();
-      Status st = content.RunChunk(*job);
-      ilock.lock();
-      progress = progress || (st.ok() && job->cut_to > job->start);
-      return content.FinishChunk(*job, std::move(st));
-    }));
-  }
+  std::lock_guard ilock(inode.mu);
+  if (!inode.content) return Status::Invalid("not a regular file");
+  const int64_t now = NowNs();
+  if (inode.dirty_since_ns == 0) inode.dirty_since_ns = now;
+  SNAPFS_RETURN_IF_ERROR(inode.content->Write(offset, data, len));
+  inode.rec.mtime_ns = inode.rec.ctime_ns = now;
   return len;
 }
 
@@ -856,7 +816,7 @@ Status Vfs::Flush(FileHandle fh) {
   if (IsSnapfsHandle(fh)) return Status::Ok();
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
-  std::scoped_lock ilock(of->inode->chunk_mu, of->inode->mu);
+  std::lock_guard ilock(of->inode->mu);
   return CommitContent(*of->inode, Op::kWrite, false);
 }
 
@@ -864,7 +824,7 @@ Status Vfs::Fsync(FileHandle fh, bool /*datasync*/) {
   if (IsSnapfsHandle(fh)) return Status::Ok();
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
-  std::scoped_lock ilock(of->inode->chunk_mu, of->inode->mu);
+  std::lock_guard ilock(of->inode->mu);
   return CommitContent(*of->inode, Op::kWrite, true);
 }
 
@@ -880,7 +840,7 @@ Status Vfs::Release(FileHandle fh) {
   }
   Status st;
   {
-    std::scoped_lock ilock(of->inode->chunk_mu, of->inode->mu);
+    std::lock_guard ilock(of->inode->mu);
     st = CommitContent(*of->inode, Op::kWrite, false);
     std::lock_guard lock(table_mu_);
     of->inode->opens--;
@@ -898,7 +858,7 @@ Status Vfs::Fallocate(FileHandle fh, int mode, uint64_t offset, uint64_t len) {
   OpenFile* of = FindHandle(handles_mu_, files_, fh);
   if (of == nullptr) return Status::Invalid("bad file handle");
   Inode& inode = *of->inode;
-  std::scoped_lock ilock(inode.chunk_mu, inode.mu);
+  std::lock_guard ilock(inode.mu);
   if (!inode.content) return Status::Invalid("not a regular file");
   if (offset + len > inode.content->size()) {
     if (inode.dirty_since_ns == 0) inode.dirty_since_ns = NowNs();
@@ -1006,7 +966,7 @@ Status Vfs::Shutdown() {
   }
   Status result;
   for (auto& inode : all) {
-    std::scoped_lock ilock(inode->chunk_mu, inode->mu);
+    std::lock_guard ilock(inode->mu);
     Status st = CommitContent(*inode, Op::kWrite, false);
     if (!st.ok() && result.ok()) result = st;
   }

@@ -214,7 +214,7 @@ class Vfs {
   // kNotEmpty (naming `name`) unless directory `dir` has no entries now.
   Status CheckEmpty(Ino dir, std::string_view name);
   Status LoadContent(Inode& inode);  // inode.mu held.
-  // Commits the inode's dirty content (inode.chunk_mu and inode.mu held).
+  // Commits the inode's dirty content (inode.mu held).
   Status CommitContent(Inode& inode, store::Op op, bool sync);
   Result<Generation> Commit(store::Mutation& m, store::LogRecord log, bool sync = false,
                             int64_t activity_start_ns = 0);

@@ -89,25 +89,15 @@ Result<bool> FileContent::ReadSlices(uint64_t offset, size_t len, std::vector<Sl
 }
 
 Status FileContent::Write(uint64_t offset, const char* data, size_t len) {
-  SNAPFS_RETURN_IF_ERROR(CopyIn(offset, data, len));
-  return ChunkDue(offset, [this](uint64_t start, Cut cut) { return ChunkRun(start, cut); });
-}
-
-Status FileContent::CopyIn(uint64_t offset, const char* data, size_t len) {
   if (len == 0) return Status::Ok();
   if (offset > kMaxFileSize || len > kMaxFileSize - offset)
     return Status(Code::kTooBig, "write past the largest file size");
   const uint64_t end = offset + len;
   overlay_.Write(offset, data, len);
-  if (written_since_prepare_) written_since_prepare_->push_back({offset, end});
   size_ = std::max(size_, end);
   dirty_ = true;
   bytes_written_ += len;
-  return Status::Ok();
-}
-
-Status FileContent::ChunkDue(uint64_t offset,
-                             const std::function<Status(uint64_t, Cut)>& chunk) {
+  const DirtyBytes::Range run = *overlay_.RunContaining(offset);
 
   // Stream a run only when nothing is missing before it. The FUSE session is
   // multi-threaded, so the kernel's writes of a stream can arrive out of
@@ -116,42 +106,27 @@ Status FileContent::ChunkDue(uint64_t offset,
   // before, and lose their dedup. For the same reason its end is not cut
   // while bytes may still arrive after it (Cut::kStream). A gap that stays (a
   // sparse file) is chunked by the max_dirty bound below.
-  // Besides the run written to, the one at the end of the chunked content:
-  // a stream whose other writes came while another writer chunked.
   const uint64_t chunked_end = extents_.empty() ? 0 : extents_.back().end();
-  for (uint64_t at : {offset, chunked_end}) {
-    const std::optional<DirtyBytes::Range> run = overlay_.RunContaining(at);
-    if (run && run->end - run->start >= options_.stream_threshold && run->start <= chunked_end)
-      return chunk(run->start, Cut::kStream);
-  }
+  if (run.end - run.start >= options_.stream_threshold && run.start <= chunked_end)
+    return ChunkRun(run.start, Cut::kStream);
   if (overlay_.memory() > options_.max_dirty) {
     // First only the runs that start within chunked content (their chunks
     // line up with what the same bytes were cut into before); runs after a
     // gap still to be filled wait, unless the overlay keeps growing.
     std::vector<uint64_t> starts;
-    for (auto r = overlay_.NextRun(0); r && r->start <= chunked_end; r = overlay_.NextRun(r->end))
+    const uint64_t end_of_chunked = extents_.empty() ? 0 : extents_.back().end();
+    for (auto r = overlay_.NextRun(0); r && r->start <= end_of_chunked;
+         r = overlay_.NextRun(r->end))
       starts.push_back(r->start);
-    for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(chunk(start, Cut::kBound));
-    if (overlay_.memory() > 2 * options_.max_dirty) {
-      starts.clear();
-      for (auto r = overlay_.NextRun(0); r; r = overlay_.NextRun(r->end)) starts.push_back(r->start);
-      for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(chunk(start, Cut::kBound));
-    }
+    for (uint64_t start : starts) SNAPFS_RETURN_IF_ERROR(ChunkRun(start, Cut::kBound));
+    if (overlay_.memory() > 2 * options_.max_dirty) return ChunkAll(Cut::kBound);
   }
   return Status::Ok();
 }
 
-Status FileContent::ChunkRun(uint64_t run_start, Cut cut) {
-  SNAPFS_ASSIGN_OR_RETURN(std::optional<ChunkJob> job, PrepareChunk(run_start, cut, false));
-  if (!job) return Status::Ok();
-  Status st = RunChunk(*job);
-  return FinishChunk(*job, std::move(st));
-}
-
-Result<std::optional<FileContent::ChunkJob>> FileContent::PrepareChunk(uint64_t run_start,
-                                                                       Cut cut_mode, bool copy) {
+Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
   const std::optional<DirtyBytes::Range> run = overlay_.RunContaining(run_start);
-  if (!run || run->start != run_start) return std::optional<ChunkJob>();
+  if (!run || run->start != run_start) return Status::Ok();
   // Widen [s, t) until it starts and ends on chunk boundaries of the committed
   // extents and contains every dirty run it touches.
   uint64_t s = run->start, t = run->end;
@@ -166,60 +141,40 @@ Result<std::optional<FileContent::ChunkJob>> FileContent::PrepareChunk(uint64_t 
     const std::optional<DirtyBytes::Range> last = overlay_.RunContaining(t - 1);
     if (last && last->end > t) { t = last->end; changed = true; }
   }
-  ChunkJob job;
-  job.start = s;
-  job.end = t;
-  job.cut_to = s;
   // A region made only of dirty bytes (a stream) is chunked where it lies in
-  // the overlay's blocks, unless it runs while others write (`copy`). One
-  // that mixes in committed bytes (an edit in place) is assembled in a
-  // buffer first.
+  // the overlay's blocks. One that mixes in committed bytes (an edit in
+  // place) is assembled in a buffer first.
   const std::optional<DirtyBytes::Range> head = overlay_.RunContaining(s);
-  job.pure = head && head->end >= t;
-  job.copied = copy || !job.pure;
-  bool capped = false;
-  if (copy && job.pure && cut_mode == Cut::kStream && t - s > options_.stream_threshold) {
-    // A stream others keep writing to: copy out only so much of it (its
-    // cuts do not depend on where the run ends, the next job goes on), so
-    // the copy stays in one recycled buffer. The chunks the region replaces
-    // are all under dirty bytes: their extents can go with it.
-    t = s + options_.stream_threshold;
-    job.end = t;
-    capped = true;
+  const bool pure = head && head->end >= t;
+  std::string region;
+  if (!pure) {
+    region.resize(t - s);
+    SNAPFS_RETURN_IF_ERROR(ReadBase(s, t, region.data()));
+    overlay_.Read(s, t - s, region.data());
   }
-  if (job.copied) {
-    job.region = std::move(spare_region_);
-    job.region.resize(t - s);
-    if (!job.pure) SNAPFS_RETURN_IF_ERROR(ReadBase(s, t, job.region.data()));
-    overlay_.Read(s, t - s, job.region.data());
-  }
-  if (copy) written_since_prepare_.emplace();
 
   // Whether the chunker must cut at the end of the run: bytes after the last
   // cut stay in the overlay otherwise, for the run to grow.
+  bool at_end = true;
   if (cut_mode == Cut::kBound) {
-    job.at_end = t < size_;
+    at_end = t < size_;
   } else if (cut_mode == Cut::kStream) {
     const size_t j = FirstExtentEndingAfter(t);
-    job.at_end = !capped && j < extents_.size() && extents_[j].offset == t;
+    at_end = j < extents_.size() && extents_[j].offset == t;
   }
-  return std::optional<ChunkJob>(std::move(job));
-}
-
-Status FileContent::RunChunk(ChunkJob& job) const {
-  const uint64_t s = job.start, t = job.end;
   const size_t max_chunk = chunker_->params().max_size;
   std::string scratch;  // A chunker window across a block boundary.
+  std::vector<Extent> fresh;
   uint64_t at = s;
   while (at < t) {
     // The chunker reads at most `window` bytes from `at`.
     const size_t window = static_cast<size_t>(std::min<uint64_t>(t - at, max_chunk));
-    const std::string_view here = job.copied ? std::string_view(job.region).substr(at - s)
-                                             : overlay_.Contiguous(at, t);
+    const std::string_view here = pure ? overlay_.Contiguous(at, t)
+                                       : std::string_view(region).substr(at - s);
     const char* p = here.data();
     size_t cut;
     if (here.size() >= window) {
-      cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), window, job.at_end);
+      cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), window, at_end);
     } else {
       // The window crosses a block boundary. A cut found before the boundary
       // is the cut (FindCut looks at the bytes from `at` only); else the
@@ -229,77 +184,40 @@ Status FileContent::RunChunk(ChunkJob& job) const {
         scratch.resize(window);
         overlay_.Read(at, window, scratch.data());
         p = scratch.data();
-        cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), window, job.at_end);
+        cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), window, at_end);
       }
     }
     if (cut == 0) break;
     auto raw = std::make_shared<const std::string>(p, cut);
     ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw->data()), raw->size());
-    const bool hold = !held_.count(id) && !job.held.count(id);
+    const bool hold = !held_.count(id);
     // extents_ still holds the chunks [s, t) replaces. The middle of the
     // chunk finds the old chunk with the same rows even when the rows before
     // got shorter (the start would find the chunk before it).
     SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put,
                             chunks_->Put(id, raw, hold, BaseHint(at + cut / 2)));
-    if (hold) job.held.insert(id);
-    if (put != ChunkStore::PutResult::kStored) job.unindexed.insert(id);
-    job.fresh.push_back(Extent{at, static_cast<uint32_t>(cut), 0, id});
+    if (hold) held_.insert(id);
+    if (put != ChunkStore::PutResult::kStored) unindexed_.insert(id);
+    fresh.push_back(Extent{at, static_cast<uint32_t>(cut), 0, id});
     at += cut;
-    job.cut_to = at;
   }
-  return Status::Ok();
-}
-
-namespace {
-// Calls f(lo, hi) for each maximal part of [from, to) that no range of
-// `skip` covers.
-template <typename F>
-void ForEachGap(uint64_t from, uint64_t to, std::vector<DirtyBytes::Range> skip, const F& f) {
-  std::sort(skip.begin(), skip.end(),
-            [](const DirtyBytes::Range& a, const DirtyBytes::Range& b) { return a.start < b.start; });
-  uint64_t at = from;
-  for (const DirtyBytes::Range& r : skip) {
-    if (r.start >= to) break;
-    if (r.end <= at) continue;
-    if (r.start > at) f(at, r.start);
-    at = std::max(at, r.end);
-  }
-  if (at < to) f(at, to);
-}
-}  // namespace
-
-Status FileContent::FinishChunk(ChunkJob& job, Status run) {
-  std::vector<DirtyBytes::Range> written;
-  if (written_since_prepare_) written = std::move(*written_since_prepare_);
-  written_since_prepare_.reset();
-  held_.insert(job.held.begin(), job.held.end());
-  unindexed_.insert(job.unindexed.begin(), job.unindexed.end());
-  if (run.ok() && job.cut_to > job.start) Install(job, written);
-  // The region buffer serves the next PrepareChunk, unless an edit made it large.
-  if (job.region.capacity() <= 2 * options_.stream_threshold) spare_region_ = std::move(job.region);
-  return run;
-}
-
-void FileContent::Install(const ChunkJob& job, const std::vector<DirtyBytes::Range>& written) {
-  const uint64_t s = job.start, t = job.end, at = job.cut_to;
+  if (at == s) return Status::Ok();  // Not one full chunk yet.
 
   // The bytes after the last cut stay dirty. A pure region's are already in
   // place in the overlay (blocks are addressed by file offset: nothing
   // moves); a mixed region's may include committed bytes, whose extents go.
-  // Bytes written since PrepareChunk stay dirty on top of the new chunks.
-  if (job.pure) {
-    ForEachGap(s, at, written, [&](uint64_t lo, uint64_t hi) { overlay_.Erase(lo, hi); });
+  if (pure) {
+    overlay_.Erase(s, at);
   } else {
-    ForEachGap(s, t, written, [&](uint64_t lo, uint64_t hi) { overlay_.Erase(lo, hi); });
-    ForEachGap(at, t, written, [&](uint64_t lo, uint64_t hi) {
-      overlay_.Write(lo, job.region.data() + (lo - s), hi - lo);
-    });
+    overlay_.Erase(s, t);
+    if (at < t) overlay_.Write(at, region.data() + (at - s), t - at);
   }
   auto lo = extents_.begin() + static_cast<ptrdiff_t>(FirstExtentEndingAfter(s));
   auto hi = lo;
   while (hi != extents_.end() && hi->offset < t) ++hi;
   lo = extents_.erase(lo, hi);
-  extents_.insert(lo, job.fresh.begin(), job.fresh.end());
+  extents_.insert(lo, fresh.begin(), fresh.end());
+  return Status::Ok();
 }
 
 Status FileContent::ChunkAll(Cut cut) {

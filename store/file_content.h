@@ -18,12 +18,10 @@
 // writes plus the unchunked part of a sequential stream (its tail < one max
 // chunk, and the blocks it wrote ahead of itself) before it is chunked.
 // Not thread-safe: the caller (one per inode) serializes access, except that
-// Read() may run concurrently with other Read() calls, and RunChunk() runs
-// without that serialization (see "Concurrent writers" below).
+// Read() may run concurrently with other Read() calls.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <unordered_set>
@@ -82,50 +80,6 @@ class FileContent {
   // none of its own, as the extents a truncate removed are.
   void SetPrevious(std::vector<Extent> previous);
 
-  // How a run whose last bytes do not end a chunk is ended.
-  enum class Cut {
-    kFinal,   // Cut there (Flush: the content must be complete).
-    kStream,  // Keep the bytes after the last cut in the overlay unless
-              // committed chunks follow the run: a stream still arriving,
-              // perhaps out of order, continues them later.
-    kBound,   // Keep them only at end of file (bounding the overlay).
-  };
-
-  // Concurrent writers. Write() is CopyIn() then ChunkDue() with ChunkRun()
-  // as `chunk`. A caller that lets the writes of one file proceed while one
-  // of them chunks (fs/vfs.cc) holds two locks: the exclusive one that
-  // serializes this object, and a chunking lock, taken first, that every
-  // call except CopyIn, Read, ReadSlices and RunChunk needs too. CopyIn only
-  // copies (exclusive lock). ChunkDue (both locks) calls `chunk` for each run
-  // Write() would chunk; `chunk` does PrepareChunk (both locks: copies the
-  // region out), RunChunk (only the chunking lock: chunking, hashing and
-  // ChunkStore::Put, while others CopyIn and Read) and FinishChunk (both
-  // locks). Bytes written while a job runs stay in the overlay on top of its
-  // chunks, so no write is lost; reads see the overlay until FinishChunk.
-  struct ChunkJob {
-    uint64_t start = 0, end = 0;  // The region [start, end), on chunk boundaries.
-    bool pure = false;            // Only dirty bytes (else committed bytes too).
-    bool at_end = true;           // Cut at `end`.
-    bool copied = false;          // Bytes in `region`, else in the overlay.
-    std::string region;           // [start, end) when copied or not pure.
-    uint64_t cut_to = 0;          // End of the last chunk made.
-    std::vector<Extent> fresh;
-    std::unordered_set<ChunkId, ChunkIdHash> held, unindexed;
-  };
-  Status CopyIn(uint64_t offset, const char* data, size_t len);
-  Status ChunkDue(uint64_t offset, const std::function<Status(uint64_t, Cut)>& chunk);
-  // nullopt: no run starts at `run_start` now.
-  Result<std::optional<ChunkJob>> PrepareChunk(uint64_t run_start, Cut cut, bool copy);
-  Status RunChunk(ChunkJob& job) const;
-  // Installs the chunks RunChunk made (also after it failed part way: those
-  // it put stay held). Returns `run`.
-  Status FinishChunk(ChunkJob& job, Status run);
-  // Bytes of buffers the overlay holds.
-  uint64_t dirty_memory() const { return overlay_.memory(); }
-  // Past this many bytes of overlay a writer waits for the chunking (half
-  // the recycled blocks: fresh ones cost a page fault per 4 KiB).
-  uint64_t dirty_limit() const { return options_.max_dirty / 2; }
-
   // Chunks all dirty data and waits until every new chunk is stored.
   // Afterwards extents() is the complete content. kNoSpace when the store is
   // full: nothing is lost, a later Flush() retries.
@@ -137,13 +91,18 @@ class FileContent {
   void MarkCommitted();
 
  private:
+  // How ChunkRun ends a run whose last bytes do not end a chunk.
+  enum class Cut {
+    kFinal,   // Cut there (Flush: the content must be complete).
+    kStream,  // Keep the bytes after the last cut in the overlay unless
+              // committed chunks follow the run: a stream still arriving,
+              // perhaps out of order, continues them later.
+    kBound,   // Keep them only at end of file (bounding the overlay).
+  };
   // Chunks the run starting at `run_start`, widened to chunk boundaries of
   // the committed extents.
   Status ChunkRun(uint64_t run_start, Cut cut);
   Status ChunkAll(Cut cut);
-  // FinishChunk of a job that made chunks: they replace [start, cut_to);
-  // the bytes in `written` (since PrepareChunk) stay dirty on top of them.
-  void Install(const ChunkJob& job, const std::vector<DirtyBytes::Range>& written);
   // Content bytes [from, to) from the committed extents (holes as zeros).
   Status ReadBase(uint64_t from, uint64_t to, char* out);
   // Index of the first extent whose end is > offset.
@@ -171,9 +130,6 @@ class FileContent {
   // the extent list before the truncate; gone with this object (the Vfs
   // drops it at the last close). Or those SetPrevious() gave.
   std::vector<Extent> truncated_;
-  // While a copied ChunkJob runs: the ranges CopyIn wrote meanwhile.
-  std::optional<std::vector<DirtyBytes::Range>> written_since_prepare_;
-  std::string spare_region_;  // A ChunkJob's region buffer, kept for the next.
 };
 
 }  // namespace snapfs::store

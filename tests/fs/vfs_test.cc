@@ -98,39 +98,6 @@ TEST_F(VfsTest, RandomWritesBeyondTheDirtyLimitMatchAModel) {
   ExpectBeforeAndAfterClose(c, model);
 }
 
-TEST_F(VfsTest, ConcurrentWritersToOneFileLoseNoBytes) {
-  // As the writeback cache sends them: several threads write one file at
-  // once, so one chunks while the others copy in. Each thread owns pieces
-  // (odd sizes, across block and chunk boundaries) and writes each twice,
-  // the second time with other bytes and split at another point, so
-  // overwrites land in regions another thread is chunking. The final
-  // content does not depend on the interleaving.
-  constexpr int kThreads = 4;
-  constexpr size_t kPiece = 777'777;
-  constexpr size_t kPieces = 40;  // ~30 MiB, several streaming runs.
-  const std::string first = SeededBytes(kPiece * kPieces, 61);
-  const std::string second = SeededBytes(kPiece * kPieces, 62);
-  ASSERT_OK_AND_ASSIGN(Vfs::Created c, vfs_->Create(kRootIno, "f", 0644, O_RDWR, kUser));
-  std::vector<std::thread> threads;
-  std::atomic<int> failures{0};
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (size_t i = t; i < kPieces; i += kThreads) {
-        const size_t at = i * kPiece, split = (i * 131'071) % kPiece;
-        if (!vfs_->Write(c.fh, at, first.data() + at, kPiece).ok()) failures++;
-        if (!vfs_->Write(c.fh, at + split, second.data() + at + split, kPiece - split).ok())
-          failures++;
-        if (!vfs_->Write(c.fh, at, second.data() + at, split).ok()) failures++;
-      }
-    });
-  }
-  for (std::thread& th : threads) th.join();
-  EXPECT_EQ(failures.load(), 0);
-  ASSERT_OK_AND_ASSIGN(std::string got, ReadHandle(*vfs_, c.fh));
-  EXPECT_TRUE(got == second);
-  ExpectBeforeAndAfterClose(c, second);
-}
-
 TEST_F(VfsTest, WritePastTheEndLeavesAHoleOfZeros) {
   ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "head"));
   ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(ino, O_WRONLY));

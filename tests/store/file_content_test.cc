@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -235,53 +234,6 @@ INSTANTIATE_TEST_SUITE_P(Options, RandomOpsTest,
 
 // ---------------------------------------------------------------------------
 // Dedup.
-
-TEST_F(FileContentTest, BytesWrittenWhileAChunkJobRunsStayOnTopOfItsChunks) {
-  // The concurrent split of Write (fs/vfs.cc): a job copies a stream out,
-  // others write into it and past it while it runs; none of their bytes is
-  // lost when the job's chunks replace the region.
-  const std::string data = SeededBytes(12 * kMiB, 41);
-  std::string model = data;
-  auto f = NewFile();
-  ASSERT_OK(f->CopyIn(0, data.data(), 10 * kMiB));
-  ASSERT_OK_AND_ASSIGN(std::optional<FileContent::ChunkJob> job,
-                       f->PrepareChunk(0, FileContent::Cut::kStream, /*copy=*/true));
-  ASSERT_TRUE(job.has_value());
-  // While the job "runs": an overwrite inside what it chunks, one across
-  // its end, and the stream going on.
-  const std::string patch1 = SeededBytes(100'000, 42), patch2 = SeededBytes(300'000, 43);
-  ASSERT_OK(f->CopyIn(1 * kMiB + 7, patch1.data(), patch1.size()));
-  model.replace(1 * kMiB + 7, patch1.size(), patch1);
-  ASSERT_OK(f->RunChunk(*job));
-  ASSERT_OK(f->CopyIn(4 * kMiB - 150'000, patch2.data(), patch2.size()));
-  model.replace(4 * kMiB - 150'000, patch2.size(), patch2);
-  ASSERT_OK(f->CopyIn(10 * kMiB, data.data() + 10 * kMiB, 2 * kMiB));
-  EXPECT_TRUE(ReadAll(*f) == model);
-  ASSERT_OK(f->FinishChunk(*job, Status::Ok()));
-  EXPECT_GT(job->cut_to, 3 * kMiB);  // It made chunks (at most 4 MiB copied).
-  EXPECT_FALSE(f->extents().empty());
-  EXPECT_TRUE(ReadAll(*f) == model);
-  uint64_t stored = 0;
-  ASSERT_OK(f->Flush(&stored));
-  EXPECT_TRUE(ReadAll(*f) == model);
-}
-
-TEST_F(FileContentTest, AFailedChunkJobLeavesEveryByteDirty) {
-  const std::string data = SeededBytes(6 * kMiB, 44);
-  auto f = NewFile();
-  ASSERT_OK(f->CopyIn(0, data.data(), data.size()));
-  ASSERT_OK_AND_ASSIGN(std::optional<FileContent::ChunkJob> job,
-                       f->PrepareChunk(0, FileContent::Cut::kStream, /*copy=*/true));
-  ASSERT_TRUE(job.has_value());
-  ASSERT_OK(f->RunChunk(*job));
-  // As if ChunkStore::Put had failed part way (a full disk).
-  EXPECT_EQ(f->FinishChunk(*job, Status(Code::kNoSpace, "full")).code(), Code::kNoSpace);
-  EXPECT_TRUE(f->extents().empty());
-  EXPECT_TRUE(ReadAll(*f) == data);
-  uint64_t stored = 0;
-  ASSERT_OK(f->Flush(&stored));
-  EXPECT_TRUE(ReadAll(*f) == data);
-}
 
 TEST_F(FileContentTest, SameContentWrittenTwiceStoresNoNewChunks) {
   const std::string data = SeededBytes(8 * kMiB, 2);
