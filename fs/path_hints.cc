@@ -2,53 +2,18 @@
 
 #include <sys/stat.h>
 
-#include <optional>
-
-#include "store/paths.h"
-
 namespace snapfs::fs {
-
-std::string PathHints::PathOf(store::Ino dir, std::string_view name) {
-  auto it = dir_paths_.find(dir);
-  if (it == dir_paths_.end()) {
-    Result<std::string> path = store::DirPath(*store_, dir, store::kLatest);
-    if (!path.ok()) return "";
-    if (dir_paths_.size() >= kMaxCachedDirs) dir_paths_.clear();
-    it = dir_paths_.emplace(dir, std::move(*path)).first;
-  }
-  return (it->second == "/" ? "" : it->second) + "/" + std::string(name);
-}
-
-void PathHints::Left(store::Ino dir, std::string_view name, store::Ino ino,
-                     const store::InodeRecord& rec) {
-  if (!S_ISREG(rec.mode) || rec.size == 0) return;
-  std::lock_guard lock(mu_);
-  std::string path = PathOf(dir, name);
-  if (path.empty()) return;
-  const uint64_t seq = next_seq_++;
-  auto [it, added] = left_.insert_or_assign(path, Content{ino, rec, seq});
-  if (added) path_bytes_ += path.size();
-  order_.emplace_back(std::move(path), seq);
-  while (left_.size() > kMaxPaths || path_bytes_ > kMaxPathBytes || order_.size() > 2 * kMaxPaths) {
-    auto& [oldest, oldest_seq] = order_.front();
-    auto o = left_.find(oldest);
-    if (o != left_.end() && o->second.seq == oldest_seq) {
-      path_bytes_ -= oldest.size();
-      left_.erase(o);
-    }
-    order_.pop_front();
-  }
-}
 
 namespace {
 
-// `path` with each run of digits as one '#'.
-std::string Pattern(std::string_view path) {
-  auto digit = [&](size_t i) { return path[i] >= '0' && path[i] <= '9'; };
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+// `name` with each run of digits as one '#'.
+std::string Pattern(std::string_view name) {
   std::string out;
-  for (size_t i = 0; i < path.size(); ++i) {
-    if (!digit(i)) out += path[i];
-    else if (i == 0 || !digit(i - 1)) out += '#';
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (!IsDigit(name[i])) out += name[i];
+    else if (i == 0 || !IsDigit(name[i - 1])) out += '#';
   }
   return out;
 }
@@ -57,12 +22,12 @@ std::string Pattern(std::string_view path) {
 std::vector<std::string_view> DigitRuns(std::string_view s) {
   std::vector<std::string_view> runs;
   for (size_t i = 0; i < s.size();) {
-    if (s[i] < '0' || s[i] > '9') {
+    if (!IsDigit(s[i])) {
       ++i;
       continue;
     }
     size_t j = i;
-    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j;
+    while (j < s.size() && IsDigit(s[j])) ++j;
     runs.push_back(s.substr(i, j - i));
     i = j;
   }
@@ -71,17 +36,82 @@ std::vector<std::string_view> DigitRuns(std::string_view s) {
 
 }  // namespace
 
-store::Ino PathHints::FindSibling(const std::string& path, store::Ino ino) {
-  const std::string pattern = Pattern(path);
-  if (pattern == path) return 0;  // No digits: no siblings.
+template <typename V>
+void PathHints::Bounded<V>::Put(std::string key, V value) {
+  const uint64_t seq = next_seq_++;
+  auto [it, added] = map_.insert_or_assign(key, std::make_pair(std::move(value), seq));
+  if (added) bytes_ += key.size();
+  order_.emplace_back(std::move(key), seq);
+  while (map_.size() > kMaxEntries || bytes_ > kMaxNameBytes || order_.size() > 2 * kMaxEntries) {
+    const auto& [oldest, oldest_seq] = order_.front();
+    auto o = map_.find(oldest);
+    if (o != map_.end() && o->second.second == oldest_seq) {
+      bytes_ -= oldest.size();
+      map_.erase(o);
+    }
+    order_.pop_front();
+  }
+}
+
+template <typename V>
+std::optional<V> PathHints::Bounded<V>::Take(const std::string& key) {
+  auto it = map_.find(key);
+  if (it == map_.end()) return std::nullopt;
+  V value = std::move(it->second.first);
+  bytes_ -= it->first.size();
+  map_.erase(it);
+  return value;
+}
+
+template <typename V>
+const V* PathHints::Bounded<V>::Find(const std::string& key) const {
+  auto it = map_.find(key);
+  return it == map_.end() ? nullptr : &it->second.first;
+}
+
+PathHints::PathHints(store::Store* store, std::chrono::steady_clock::duration min_sibling_age,
+                     Clock now)
+    : store_(store), min_sibling_age_(min_sibling_age), now_(std::move(now)) {}
+
+PathHints::Lineage PathHints::LineageOf(store::Ino dir) const {
+  const Lineage* l = lineages_.Find(std::to_string(dir));
+  return l ? *l : Lineage{dir, 0};
+}
+
+std::string PathHints::Key(store::Ino dir, std::string_view name) const {
+  return std::to_string(LineageOf(dir).identity) + "/" + std::string(name);
+}
+
+void PathHints::Left(store::Ino dir, std::string_view name, store::Ino ino,
+                     const store::InodeRecord& rec) {
+  if (!S_ISREG(rec.mode) || rec.size == 0) return;
+  std::lock_guard lock(mu_);
+  left_.Put(Key(dir, name), Content{ino, rec});
+}
+
+void PathHints::DirLeft(store::Ino dir, std::string_view name, store::Ino ino) {
+  std::lock_guard lock(mu_);
+  dirs_left_.Put(Key(dir, name), Lineage{LineageOf(ino).identity, ino});
+}
+
+void PathHints::DirMade(store::Ino dir, std::string_view name, store::Ino ino) {
+  std::lock_guard lock(mu_);
+  std::optional<Lineage> l = dirs_left_.Take(Key(dir, name));
+  if (l && l->predecessor != ino) lineages_.Put(std::to_string(ino), *l);
+}
+
+store::Ino PathHints::FindSibling(store::Ino dir, std::string_view name, store::Ino ino) {
+  const std::string pattern = Pattern(name);
+  if (pattern == name) return 0;  // No digits: no siblings.
   const auto now = now_();
-  std::deque<Sibling>& list = siblings_[pattern];
-  if (list.empty()) sibling_bytes_ += pattern.size();
+  const std::string key = Key(dir, pattern);
+  std::deque<Sibling>& list = siblings_[key];
+  if (list.empty()) sibling_bytes_ += key.size();
   store::Ino best = 0;
   size_t best_equal = 0;
-  const std::vector<std::string_view> runs = DigitRuns(path);
+  const std::vector<std::string_view> runs = DigitRuns(name);
   for (const Sibling& s : list) {  // Oldest first: the newest wins a tie.
-    if (s.name == path || now - s.created < min_sibling_age_) continue;
+    if (s.name == name || now - s.created < min_sibling_age_) continue;
     const std::vector<std::string_view> other = DigitRuns(s.name);
     size_t equal = 0;
     for (size_t i = 0; i < runs.size() && i < other.size(); ++i) equal += runs[i] == other[i];
@@ -90,53 +120,49 @@ store::Ino PathHints::FindSibling(const std::string& path, store::Ino ino) {
       best_equal = equal;
     }
   }
-  list.push_back(Sibling{path, ino, now});
-  sibling_bytes_ += path.size();
+  list.push_back(Sibling{std::string(name), ino, now});
+  sibling_bytes_ += name.size();
   if (list.size() > kMaxSiblings) {
     sibling_bytes_ -= list.front().name.size();
     list.pop_front();
   }
-  if (sibling_bytes_ > kMaxPathBytes) {  // Rare (many patterns): start again.
+  if (sibling_bytes_ > kMaxNameBytes) {  // Rare (many patterns): start again.
     siblings_.clear();
     sibling_bytes_ = 0;
   }
   return best;
 }
 
-std::vector<store::Extent> PathHints::Take(store::Ino dir, std::string_view name, store::Ino ino) {
-  std::optional<Content> c;
-  store::Ino sibling = 0;
-  {
-    std::lock_guard lock(mu_);
-    const std::string path = PathOf(dir, name);
-    if (path.empty()) return {};
-    auto it = left_.find(path);
-    if (it != left_.end()) {
-      c = it->second;
-      path_bytes_ -= it->first.size();
-      left_.erase(it);
-    }
-    sibling = FindSibling(path, ino);
-  }
-  // Hints only: a content that cannot be read now offers none.
-  if (!c && sibling != 0) {
-    Result<std::optional<store::InodeRecord>> rec = store_->GetInode(sibling, store::kLatest);
-    if (!rec.ok() || !*rec || !S_ISREG((*rec)->mode)) return {};
-    c = Content{sibling, **rec, 0};
-  }
-  if (!c) return {};
-  Result<std::vector<store::Extent>> extents = store_->GetExtents(c->ino, c->rec);
+std::vector<store::Extent> PathHints::CurrentExtents(store::Ino ino) {
+  Result<std::optional<store::InodeRecord>> rec = store_->GetInode(ino, store::kLatest);
+  if (!rec.ok() || !*rec || !S_ISREG((*rec)->mode)) return {};
+  Result<std::vector<store::Extent>> extents = store_->GetExtents(ino, **rec);
   return extents.ok() ? std::move(*extents) : std::vector<store::Extent>{};
 }
 
-void PathHints::DirRemoved(store::Ino dir) {
-  std::lock_guard lock(mu_);
-  dir_paths_.erase(dir);
-}
-
-void PathHints::DirRenamed() {
-  std::lock_guard lock(mu_);
-  dir_paths_.clear();
+std::vector<store::Extent> PathHints::Take(store::Ino dir, std::string_view name, store::Ino ino) {
+  std::optional<Content> left;
+  store::Ino predecessor = 0;
+  store::Ino sibling = 0;
+  {
+    std::lock_guard lock(mu_);
+    left = left_.Take(Key(dir, name));
+    predecessor = LineageOf(dir).predecessor;
+    sibling = FindSibling(dir, name, ino);
+  }
+  // Hints only: a content that cannot be read now offers none.
+  if (predecessor != 0) {
+    Result<std::optional<store::DirentRecord>> d = store_->Lookup(predecessor, name, store::kLatest);
+    if (d.ok() && *d && (*d)->child != ino) {
+      std::vector<store::Extent> extents = CurrentExtents((*d)->child);
+      if (!extents.empty()) return extents;
+    }
+  }
+  if (left) {
+    Result<std::vector<store::Extent>> extents = store_->GetExtents(left->ino, left->rec);
+    return extents.ok() ? std::move(*extents) : std::vector<store::Extent>{};
+  }
+  return sibling != 0 ? CurrentExtents(sibling) : std::vector<store::Extent>{};
 }
 
 size_t PathHints::size() const {

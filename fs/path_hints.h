@@ -1,6 +1,6 @@
-// snapfs::fs::PathHints — remembers, per path, the last regular file that
-// left it, so that a file created at that path later can be stored as deltas
-// against it.
+// snapfs::fs::PathHints — remembers the last regular file that left each
+// name of a folder, so that a file created there later can be stored as
+// deltas against it.
 //
 // Why: a dump job that removes its folder first (`rm -rf dump/; dump2py
 // dump/`) or writes to a temporary name and renames it into place creates
@@ -9,24 +9,30 @@
 // such night stores whole new chunks, although the files hold yesterday's
 // rows with about 1 % changed.
 //
-// A file leaves a path when it is unlinked or renamed away (its content then
+// A file leaves a name when it is unlinked or renamed away (its content then
 // lives on under the new name, or only in history). The next file created
-// at that path takes the hint: the extents of that content become its base
-// hints (FileContent::SetPrevious). Hints live in memory only and are
-// bounded (kMaxPaths, kMaxPathBytes; the oldest go first): a daemon restart
-// loses them, which costs one night's deltas, never data.
+// under that name takes the hint: the extents of that content become its
+// base hints (FileContent::SetPrevious).
+//
+// Folders are told apart by *identity*, not by path, so that nothing here
+// needs to find a path (one listing of each ancestor): a folder made where
+// another folder left (removed, or renamed away) takes that folder's
+// identity, so `dump/` written again after `rm -rf dump/` is the same folder
+// here. If the folder that left still exists (`mv dump dump.old; mkdir dump`),
+// a new file takes the content of the file of its name in it first.
 //
 // A dump written under a new name each night (`db-2026-12-02.sql`) has no
-// path that anything left. It takes the hints of its *sibling*: the file
-// created before it in the same directory whose name differs only in its
-// digits (the same name with each run of digits as '#'), and of those the
-// one with the most digit runs equal (`db1-...` goes with `db1-...`, not
-// `db2-...`). Only a sibling created at least `min_sibling_age` before
-// counts, so the files of one burst (restore_001.py, restore_002.py, ...)
-// are not each other's bases: tonight's file goes with last night's.
+// name that anything left. It takes the hints of its *sibling*: the file
+// created before it in the same folder whose name differs only in its digits
+// (the name with each run of digits as '#'), and of those the one with the
+// most digit runs equal (`db1-...` goes with `db1-...`, not `db2-...`). Only
+// a sibling created at least `min_sibling_age` before counts, so the files
+// of one burst (restore_001.py, restore_002.py, ...) are not each other's
+// bases: tonight's file goes with last night's.
 //
-// Paths are found through the directories' ".." entries (store::DirPath) and
-// cached per directory; a renamed or removed directory drops the cache.
+// Hints live in memory only and are bounded (kMaxEntries per map, the oldest
+// go first; kMaxSiblings per name pattern): a daemon restart loses them,
+// which costs one night's deltas, never data.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -37,6 +43,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,11 +57,9 @@ namespace snapfs::fs {
 
 class PathHints {
  public:
-  static constexpr size_t kMaxPaths = 16384;
-  static constexpr size_t kMaxPathBytes = 4u << 20;
-  static constexpr size_t kMaxCachedDirs = 4096;
-
-  static constexpr size_t kMaxSiblings = 64;  // Remembered per name pattern.
+  static constexpr size_t kMaxEntries = 16384;
+  static constexpr size_t kMaxNameBytes = 4u << 20;  // Of the names kept, per map.
+  static constexpr size_t kMaxSiblings = 64;          // Remembered per name pattern.
   static constexpr std::chrono::seconds kDefaultSiblingAge{300};
 
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
@@ -62,50 +67,72 @@ class PathHints {
   // `now`: the time siblings are created at (tests pass their own).
   explicit PathHints(store::Store* store,
                      std::chrono::steady_clock::duration min_sibling_age = kDefaultSiblingAge,
-                     Clock now = std::chrono::steady_clock::now)
-      : store_(store), min_sibling_age_(min_sibling_age), now_(std::move(now)) {}
+                     Clock now = std::chrono::steady_clock::now);
 
   // Regular file `ino`, whose content `rec` describes, left `name` in `dir`.
   void Left(store::Ino dir, std::string_view name, store::Ino ino, const store::InodeRecord& rec);
+  // Folder `ino` left `name` in `dir` (removed or renamed away).
+  void DirLeft(store::Ino dir, std::string_view name, store::Ino ino);
+  // Folder `ino` was made as `name` in `dir`.
+  void DirMade(store::Ino dir, std::string_view name, store::Ino ino);
   // Regular file `ino` is being created as `name` in `dir`: the extents of
-  // the content that last left that path, which the hint then no longer
-  // offers; else those of its sibling as it is now; empty if none or
-  // unreadable.
+  // the file of that name in the folder `dir` took the place of, if that
+  // folder still exists; else of the content that last left that name
+  // (which the hint then no longer offers); else of its sibling as it is
+  // now; empty if none or unreadable.
   std::vector<store::Extent> Take(store::Ino dir, std::string_view name, store::Ino ino);
-  // Directory `dir` is removed (it alone changes path) or renamed (every
-  // directory under it does).
-  void DirRemoved(store::Ino dir);
-  void DirRenamed();
 
-  size_t size() const;
+  size_t size() const;  // Files remembered as having left.
 
  private:
   struct Content {
     store::Ino ino;
     store::InodeRecord rec;
-    uint64_t seq;  // Its place in order_.
+  };
+  // What the folder that left is to the one made next in its place.
+  struct Lineage {
+    store::Ino identity;     // Its identity.
+    store::Ino predecessor;  // The folder itself, which may still exist elsewhere.
+  };
+  // A map of at most kMaxEntries keys and kMaxNameBytes of key bytes; the
+  // oldest insertions go first.
+  template <typename V>
+  class Bounded {
+   public:
+    void Put(std::string key, V value);
+    std::optional<V> Take(const std::string& key);
+    const V* Find(const std::string& key) const;
+    size_t size() const { return map_.size(); }
+
+   private:
+    std::unordered_map<std::string, std::pair<V, uint64_t>> map_;  // -> (value, seq)
+    std::deque<std::pair<std::string, uint64_t>> order_;           // Stale ones skipped.
+    uint64_t next_seq_ = 0;
+    size_t bytes_ = 0;
   };
   struct Sibling {
     std::string name;
     store::Ino ino;
     std::chrono::steady_clock::time_point created;
   };
-  // The path of `name` in `dir`, or "" if it cannot be found (mu_ held).
-  std::string PathOf(store::Ino dir, std::string_view name);
-  // Remembers file `ino` created at `path` and returns its sibling's inode
-  // (0 if none) (mu_ held).
-  store::Ino FindSibling(const std::string& path, store::Ino ino);
+
+  // The identity of folder `dir`, and the key of `name` in it (mu_ held).
+  Lineage LineageOf(store::Ino dir) const;
+  std::string Key(store::Ino dir, std::string_view name) const;
+  // Remembers file `ino` created as `name` in `dir` and returns its
+  // sibling's inode (0 if none) (mu_ held).
+  store::Ino FindSibling(store::Ino dir, std::string_view name, store::Ino ino);
+  // The extents of `ino` as it is now, if it is a regular file.
+  std::vector<store::Extent> CurrentExtents(store::Ino ino);
 
   store::Store* const store_;
   const std::chrono::steady_clock::duration min_sibling_age_;
   const Clock now_;
   mutable std::mutex mu_;
-  std::unordered_map<store::Ino, std::string> dir_paths_;
-  std::unordered_map<std::string, Content> left_;
-  std::deque<std::pair<std::string, uint64_t>> order_;  // Oldest first; stale ones skipped.
-  uint64_t next_seq_ = 0;
-  size_t path_bytes_ = 0;  // Of the keys of left_.
-  // Path with digit runs as '#' -> the files created there, oldest first.
+  Bounded<Content> left_;             // Key(dir, name) -> the file that left.
+  Bounded<Lineage> dirs_left_;   // Key(dir, name) -> the folder that left.
+  Bounded<Lineage> lineages_;    // Folder -> what it took (if it took anything).
+  // Key(dir, pattern) -> the files created there, oldest first.
   std::unordered_map<std::string, std::deque<Sibling>> siblings_;
   size_t sibling_bytes_ = 0;  // Of the keys and names in siblings_.
 };

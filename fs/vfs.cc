@@ -357,6 +357,7 @@ Result<Attr> Vfs::MakeNode(Ino parent, std::string_view name, uint32_t mode, uin
   log.size = rec.size;
   SNAPFS_RETURN_IF_ERROR(Commit(m, std::move(log)).status());
   p->rec = prec;
+  if (dir) path_hints_.DirMade(parent, name, ino);
   auto inode = std::make_shared<Inode>(ino, rec);
   inode->lookups = 1;
   {
@@ -464,7 +465,7 @@ Status Vfs::RemoveEntry(Ino parent, std::string_view name, bool dir) {
   SNAPFS_RETURN_IF_ERROR(Commit(m, std::move(log)).status());
   c->rec = crec;
   p->rec = prec;
-  if (dir) path_hints_.DirRemoved(c->ino);
+  if (dir) path_hints_.DirLeft(parent, name, c->ino);
   else path_hints_.Left(parent, name, c->ino, crec);
   return Status::Ok();
 }
@@ -572,8 +573,8 @@ Status Vfs::Rename(Ino parent, std::string_view name, Ino new_parent, std::strin
   log.size = s->rec.size;
   SNAPFS_RETURN_IF_ERROR(Commit(m, std::move(log)).status());
   for (auto& i : touched) i->rec = recs[i->ino];
-  if (sdir || tdir) path_hints_.DirRenamed();
-  if (!exchange) path_hints_.Left(parent, name, s->ino, s->rec);  // Written as a temporary?
+  if (!exchange && sdir) path_hints_.DirLeft(parent, name, s->ino);
+  if (!exchange && !sdir) path_hints_.Left(parent, name, s->ino, s->rec);  // A temporary?
   return Status::Ok();
 }
 

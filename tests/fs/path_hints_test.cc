@@ -83,17 +83,17 @@ TEST_F(PathHintsTest, TheOldestPathsGoFirstPastTheBound) {
   ASSERT_OK_AND_ASSIGN(Ino ino, WriteFile(*vfs_, kRootIno, "f", "some bytes"));
   auto [rec, extents] = ContentOf(ino);
   PathHints hints(store_.get());
-  for (size_t i = 0; i < PathHints::kMaxPaths + 10; ++i)
+  for (size_t i = 0; i < PathHints::kMaxEntries + 10; ++i)
     hints.Left(kRootIno, "n" + std::to_string(i), ino, rec);
-  EXPECT_EQ(hints.size(), PathHints::kMaxPaths);
+  EXPECT_EQ(hints.size(), PathHints::kMaxEntries);
   EXPECT_TRUE(hints.Take(kRootIno, "n9", 99).empty());
   EXPECT_EQ(hints.Take(kRootIno, "n10", 99), extents);
   // The same path again replaces its hint and keeps it the newest.
   for (int round = 0; round < 3; ++round) hints.Left(kRootIno, "n11", ino, rec);
-  for (size_t i = 0; i < PathHints::kMaxPaths; ++i)
+  for (size_t i = 0; i < PathHints::kMaxEntries; ++i)
     hints.Left(kRootIno, "m" + std::to_string(i % 100), ino, rec);
   EXPECT_EQ(hints.Take(kRootIno, "n11", 99), extents);
-  EXPECT_LE(hints.size(), PathHints::kMaxPaths);
+  EXPECT_LE(hints.size(), PathHints::kMaxEntries);
 }
 
 }  // namespace

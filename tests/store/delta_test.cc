@@ -108,10 +108,17 @@ TEST_F(DeltaTest, AFileCreatedWhereAnotherLeftIsStoredAsDeltasAgainstIt) {
   std::vector<std::string> days;
   std::vector<uint64_t> stored;
   std::vector<Generation> gens;
-  for (int day = 1; day <= 4; ++day) {
+  for (int day = 1; day <= 5; ++day) {
     days.push_back(DumpText(kDumpBytes, day));
     const uint64_t before = PacksBytes(packs_);
-    if (day == 3) {
+    if (day == 5) {
+      // Rotation: the folder is renamed away and made again.
+      ASSERT_OK(vfs_->Rename(kRootIno, "dump", kRootIno, "dump.old", 0));
+      ASSERT_OK_AND_ASSIGN(fs::Attr d, vfs_->Mkdir(kRootIno, "dump", 0755, kUser));
+      vfs_->Forget(d.ino, 1);
+      ASSERT_OK_AND_ASSIGN(Ino file, WriteFile(*vfs_, d.ino, "db.py", days.back()));
+      (void)file;
+    } else if (day == 3) {
       // The temporary-and-rename way, on top of the folder written on day 2.
       ASSERT_OK_AND_ASSIGN(fs::Attr d, Stat(*vfs_, kRootIno, "dump"));
       ASSERT_OK_AND_ASSIGN(Ino tmp, WriteFile(*vfs_, d.ino, "db.py.tmp", days.back()));
@@ -138,11 +145,15 @@ TEST_F(DeltaTest, AFileCreatedWhereAnotherLeftIsStoredAsDeltasAgainstIt) {
   EXPECT_GT(stored[2] * 4, stored[0]) << stored[0] << " then " << stored[2];
   // Day 4 created db.py where day 3's renamed file left: deltas again.
   EXPECT_LT(stored[3] * 5, stored[0]) << stored[0] << " then " << stored[3];
+  // Day 5 created it in a new folder where the old one was renamed away from.
+  EXPECT_LT(stored[4] * 5, stored[0]) << stored[0] << " then " << stored[4];
   ASSERT_NO_FATAL_FAILURE(Reopen());
   for (size_t i = 0; i < days.size(); ++i) {
     ASSERT_OK_AND_ASSIGN(std::string got, ReadAt(gens[i], "dump/db.py"));
     EXPECT_TRUE(got == days[i]) << "day " << i + 1;
   }
+  ASSERT_OK_AND_ASSIGN(std::string old, ReadAt(gens[4], "dump.old/db.py"));
+  EXPECT_TRUE(old == days[3]);
 }
 
 TEST_F(DeltaTest, ADumpUnderANewNameEachNightIsStoredAsDeltasAgainstTheNightBefore) {
