@@ -473,7 +473,6 @@ Result<ChunkBytes> ChunkStore::Fetch(const ChunkId& id, const ChunkId* base_of) 
   if (base_of != nullptr && loc->codec == Codec::kZstdDelta)
     return Status::Corruption("chunk " + base_of->Hex() + ": its base chunk " + id.Hex() +
                               " is itself a delta");
-  { static std::atomic<uint64_t> dec{0}; if (++dec % 2000 == 0) fprintf(stderr, "DECODES %lu\n", (unsigned long)dec.load()); }
   // Only verified bytes enter the cache: a damaged record fails every read.
   Result<ChunkBytes> bytes = ReadVerified(id, *loc);
   if (!bytes.ok() && bytes.status().code() == Code::kNotFound) {
