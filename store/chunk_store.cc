@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <bit>
 
 #include <rocksdb/db.h>
@@ -602,12 +601,17 @@ void ChunkStore::ReadThrough(std::span<const ChunkId> ids) {
     through_.splice(through_.begin(), lru_, it->second.it);
     it->second.through = true;
   }
-  while (through_size_ > options_.cache_bytes / 8 && !through_.empty()) {
-    through_size_ -= through_.back().second->capacity();
-    dropped.push_back(std::move(through_.back().second));
-    cache_.erase(through_.back().first);
-    through_.pop_back();
-  }
+  while (through_size_ > options_.cache_bytes / 8 && !through_.empty())
+    dropped.push_back(CacheDropOldest(through_, through_size_));
+}
+
+ChunkBytes ChunkStore::CacheDropOldest(std::list<std::pair<ChunkId, ChunkBytes>>& list,
+                                       size_t& size) {
+  ChunkBytes bytes = std::move(list.back().second);
+  size -= bytes->capacity();
+  cache_.erase(list.back().first);
+  list.pop_back();
+  return bytes;
 }
 
 void ChunkStore::CacheInsert(const ChunkId& id, const ChunkBytes& bytes) {
@@ -619,11 +623,8 @@ void ChunkStore::CacheInsert(const ChunkId& id, const ChunkBytes& bytes) {
   cache_size_ += bytes->capacity();  // What it holds: a recycled buffer may be larger.
   while (cache_size_ + through_size_ > options_.cache_bytes && !(lru_.empty() && through_.empty())) {
     // Chunks read through go first.
-    auto& list = through_.empty() ? lru_ : through_;
-    size_t& size = through_.empty() ? cache_size_ : through_size_;
-    size -= list.back().second->capacity();
-    cache_.erase(list.back().first);
-    list.pop_back();
+    if (through_.empty()) CacheDropOldest(lru_, cache_size_);
+    else CacheDropOldest(through_, through_size_);
   }
 }
 

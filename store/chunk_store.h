@@ -289,6 +289,9 @@ class ChunkStore {
     std::list<std::pair<ChunkId, ChunkBytes>>::iterator it;
     bool through = false;
   };
+  // Removes the last entry of `list` (lru_ or through_, whose bytes `size`
+  // counts) from the cache and returns its bytes (cache_mu_ held).
+  ChunkBytes CacheDropOldest(std::list<std::pair<ChunkId, ChunkBytes>>& list, size_t& size);
   std::mutex cache_mu_;
   std::list<std::pair<ChunkId, ChunkBytes>> lru_;
   std::list<std::pair<ChunkId, ChunkBytes>> through_;
