@@ -165,6 +165,7 @@ Status PackWriter::StartPack(uint32_t number) {
   fd_ = fd;
   pack_ = number;
   end_ = kPackHeaderSize;
+  written_back_ = 0;
   unsynced_.push_back(fd);
   return Status::Ok();
 }
@@ -184,22 +185,43 @@ Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_
   PutU64(header + 37 + extra, XXH3_64bits(payload.data(), payload.size()));
   const size_t header_size = kRecordHeaderSize + extra;
 
-  std::lock_guard lock(mu_);
-  if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
-  const std::string what = PackPath(dir_, pack_);
-  Status st = WriteAll(fd_, header, header_size, end_, what);
-  if (st.ok()) st = WriteAll(fd_, payload.data(), payload.size(), end_ + header_size, what);
-  if (!st.ok()) {
-    // Cut off the partial record so the next append starts clean.
-    if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) { /* reported by st */ }
-    return st;
+  ChunkLocation loc;
+  WritebackRange kick;
+  {
+    std::lock_guard lock(mu_);
+    if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
+    const std::string what = PackPath(dir_, pack_);
+    Status st = WriteAll(fd_, header, header_size, end_, what);
+    if (st.ok()) st = WriteAll(fd_, payload.data(), payload.size(), end_ + header_size, what);
+    if (!st.ok()) {
+      // Cut off the partial record so the next append starts clean.
+      if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) { /* reported by st */ }
+      return st;
+    }
+    if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
+      unsynced_.push_back(fd_);
+    loc = ChunkLocation{codec, raw_len, static_cast<uint32_t>(payload.size()), pack_, end_,
+                        delta ? base : ChunkId{}};
+    end_ += header_size + payload.size();
+    if (end_ - written_back_ >= kWritebackStep) {
+      kick = WritebackRange{fd_, written_back_, end_ - written_back_};
+      written_back_ = end_;
+    }
   }
-  if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
-    unsynced_.push_back(fd_);
-  ChunkLocation loc{codec, raw_len, static_cast<uint32_t>(payload.size()), pack_, end_,
-                    delta ? base : ChunkId{}};
-  end_ += header_size + payload.size();
+  if (kick.fd >= 0) StartWriteback(kick);
   return loc;
+}
+
+void PackWriter::StartWriteback(const WritebackRange& r) {
+  // Outside mu_, so other appends go on meanwhile (starting the writes
+  // allocates the blocks and may wait for the disk's queue). Only Sync
+  // closes a pack's fd, under sync_mu_: while we hold it the fd stays ours.
+  // A Sync in progress writes these bytes anyway.
+  std::unique_lock sync_lock(sync_mu_, std::try_to_lock);
+  if (!sync_lock.owns_lock()) return;
+  // Only starts the writes; Sync waits for them, and reports a failure.
+  (void)::sync_file_range(r.fd, static_cast<off_t>(r.offset), static_cast<off_t>(r.len),
+                          SYNC_FILE_RANGE_WRITE);
 }
 
 Status PackWriter::Sync() {
@@ -211,6 +233,9 @@ Status PackWriter::Sync() {
   }
   Status result;
   std::vector<int> failed;
+  // Start the writes of every pack first, so the disk gets them all at once
+  // rather than one pack's after the other's are done.
+  for (int fd : fds) (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   for (int fd : fds) {
     if (::fdatasync(fd) != 0) {
       if (result.ok()) result = Status::FromErrno(errno, "fdatasync pack");

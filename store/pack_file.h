@@ -26,6 +26,10 @@ inline constexpr size_t RecordHeaderSize(Codec codec) {
   return codec == Codec::kZstdDelta ? kDeltaRecordHeaderSize : kRecordHeaderSize;
 }
 inline constexpr uint64_t kDefaultPackTarget = 64ull << 20;
+// PackWriter starts the disk writes of a pack's bytes in steps of this many
+// (sync_file_range, without waiting), so a Sync() after a long dump finds
+// most of them on disk instead of writing them all then, pack after pack.
+inline constexpr uint64_t kWritebackStep = 8ull << 20;
 
 // "packs/00000042.pack" under `packs_dir`.
 std::string PackPath(const std::string& packs_dir, uint32_t pack);
@@ -71,6 +75,13 @@ class PackWriter {
  private:
   PackWriter(std::string packs_dir, uint64_t target_size);
   Status StartPack(uint32_t number);  // mu_ held.
+  struct WritebackRange {
+    int fd = -1;
+    uint64_t offset = 0;
+    uint64_t len = 0;
+  };
+  // Starts (does not wait for) the disk writes of a range of a pack.
+  void StartWriteback(const WritebackRange& r);
 
   const std::string dir_;
   const uint64_t target_size_;
@@ -78,6 +89,7 @@ class PackWriter {
   int fd_ = -1;
   uint32_t pack_ = 0;
   uint64_t end_ = 0;
+  uint64_t written_back_ = 0;  // The current pack's bytes whose writeback was started.
   std::vector<int> unsynced_;  // fds appended to since the last sync; we own them.
   std::mutex sync_mu_;
 };
