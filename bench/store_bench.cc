@@ -146,11 +146,11 @@ void BM_ChunkStorePutNew(benchmark::State& state) {
   for (auto _ : state) {
     ids.clear();
     for (size_t pos = 0; pos < text.size(); pos += kChunk) {
-      auto raw = std::make_shared<std::string>(text, pos, kChunk);
+      std::string raw(text, pos, kChunk);
       ++stamp;
-      std::memcpy(raw->data(), &stamp, sizeof(stamp));
-      const ChunkId id = cs.Id(reinterpret_cast<const uint8_t*>(raw->data()), raw->size());
-      if (!cs.Put(id, std::move(raw)).ok()) return state.SkipWithError("put failed");
+      std::memcpy(raw.data(), &stamp, sizeof(stamp));
+      const ChunkId id = cs.Id(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+      if (!cs.Put(id, raw).ok()) return state.SkipWithError("put failed");
       ids.push_back(id);
     }
     if (!cs.WaitStored(ids, nullptr).ok()) return state.SkipWithError("store failed");
@@ -170,7 +170,7 @@ void BM_ChunkStorePutDup(benchmark::State& state) {
   std::vector<Extent> extents;
   for (const auto& c : chunks) {
     ids.push_back(cs.Id(reinterpret_cast<const uint8_t*>(c->data()), c->size()));
-    if (!cs.Put(ids.back(), c).ok()) return state.SkipWithError("put failed");
+    if (!cs.Put(ids.back(), *c).ok()) return state.SkipWithError("put failed");
     extents.push_back(Extent{extents.size() * kChunk, kChunk, 0, ids.back()});
   }
   if (!cs.WaitStored(ids, nullptr).ok() ||
@@ -181,7 +181,7 @@ void BM_ChunkStorePutDup(benchmark::State& state) {
   for (auto _ : state) {
     for (const auto& c : chunks) {
       const ChunkId id = cs.Id(reinterpret_cast<const uint8_t*>(c->data()), c->size());
-      auto put = cs.Put(id, c);
+      auto put = cs.Put(id, *c);
       if (!put.ok() || *put != ChunkStore::PutResult::kStored)
         return state.SkipWithError("duplicate chunk not found in the index");
     }
@@ -206,7 +206,7 @@ void BM_ChunkStoreGet(benchmark::State& state) {
   std::vector<Extent> extents;
   for (const auto& c : chunks) {
     ids.push_back(cs.Id(reinterpret_cast<const uint8_t*>(c->data()), c->size()));
-    if (!cs.Put(ids.back(), c).ok()) return state.SkipWithError("put failed");
+    if (!cs.Put(ids.back(), *c).ok()) return state.SkipWithError("put failed");
     extents.push_back(Extent{extents.size() * kChunk, kChunk, 0, ids.back()});
   }
   if (!cs.WaitStored(ids, nullptr).ok() ||

@@ -52,7 +52,7 @@ Status ChunkStore::Start() {
   return Status::Ok();
 }
 
-Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw, bool hold,
+Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, std::string_view raw, bool hold,
                                               std::optional<ChunkId> base_hint) {
   if (writer_ == nullptr) return Status::ReadOnly("chunk store is read-only");
   {
@@ -77,6 +77,9 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw,
       return PutResult::kStored;
     }
   }
+  // New: only now are the bytes copied (most chunks of a dump written again
+  // are stored already), and outside mu_.
+  auto bytes = std::make_shared<const std::string>(raw);
   std::unique_lock lock(mu_);
   ProtectLocked(id, hold, std::nullopt);
   done_cv_.wait(lock, [&] {
@@ -90,14 +93,14 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, ChunkBytes raw,
     return PutResult::kPending;
   }
   auto p = std::make_shared<Pending>();
-  p->raw = raw;
+  p->raw = std::move(bytes);
   if (base_hint && *base_hint != id) p->hint = base_hint;
   p->busy = true;
   pending_.emplace(id, p);
   queue_.emplace_back(id, p);
-  queued_bytes_ += raw->size();
+  queued_bytes_ += raw.size();
   counters_.chunks_new++;
-  counters_.raw_bytes_new += raw->size();
+  counters_.raw_bytes_new += raw.size();
   lock.unlock();
   queue_cv_.notify_one();
   return PutResult::kQueued;

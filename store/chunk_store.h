@@ -94,16 +94,17 @@ class ChunkStore {
 
   ChunkId Id(const uint8_t* data, size_t len) const { return hasher_.Hash(data, len); }
 
-  // Makes sure the chunk `id` (whose bytes are *raw) gets stored. kQueued: new,
-  // queued now; kPending: already queued but not yet indexed; kStored: in the
-  // index already (costs one index lookup, never a chunk read). Blocks while
+  // Makes sure the chunk `id` (whose bytes are `raw`) gets stored. kQueued:
+  // new, queued now (with a copy of `raw`: the only case that copies it);
+  // kPending: already queued but not yet indexed; kStored: in the index
+  // already (costs one index lookup, never a chunk read). Blocks while
   // the queue is over max_queued_bytes. With `hold`, the chunk is also held
   // (counted) until Release(): content not yet committed references it, so
   // GC must not delete it (docs/design.md, "Garbage collection"); a held
   // delta holds its base too. `base_hint`: a chunk whose bytes are likely
   // similar (the chunk the same file offset held before), used only if the
   // chunk is new and the hint is indexed when the worker compresses it.
-  Result<PutResult> Put(const ChunkId& id, ChunkBytes raw, bool hold = false,
+  Result<PutResult> Put(const ChunkId& id, std::string_view raw, bool hold = false,
                         std::optional<ChunkId> base_hint = std::nullopt);
   // Drops one hold on each of `ids` (after their version was committed, or
   // when the content is dropped).

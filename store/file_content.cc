@@ -188,8 +188,8 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
       }
     }
     if (cut == 0) break;
-    auto raw = std::make_shared<const std::string>(p, cut);
-    ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw->data()), raw->size());
+    const std::string_view raw(p, cut);  // Copied by Put() only if the chunk is new.
+    ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
     const bool hold = !held_.count(id);
     // extents_ still holds the chunks [s, t) replaces. The middle of the
     // chunk finds the old chunk with the same rows even when the rows before

@@ -25,7 +25,7 @@ class ChunkStoreTest : public testing::StoreTestBase {
   }
   ChunkStore::PutResult Put(const std::string& bytes) {
     Result<ChunkStore::PutResult> r =
-        chunks().Put(IdOf(bytes), std::make_shared<const std::string>(bytes));
+        chunks().Put(IdOf(bytes), bytes);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : ChunkStore::PutResult::kQueued;
   }
@@ -33,7 +33,7 @@ class ChunkStoreTest : public testing::StoreTestBase {
   // file whose content is that one chunk, listing it as unindexed.
   void CommitFileOf(const std::string& bytes) {
     const ChunkId id = IdOf(bytes);
-    ASSERT_OK(chunks().Put(id, std::make_shared<const std::string>(bytes)));
+    ASSERT_OK(chunks().Put(id, bytes));
     ASSERT_OK(chunks().WaitStored({&id, 1}, nullptr));
     const Ino ino = store_->AllocateIno();
     InodeRecord rec;
@@ -197,7 +197,7 @@ TEST_F(ChunkStoreTest, ReadOnlyStoreRefusesPut) {
   ro.read_only = true;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> reader, Store::Open(path_, ro));
   const std::string other = SeededBytes(1000, 2);
-  EXPECT_CODE(reader->chunks().Put(IdOf(other), std::make_shared<const std::string>(other)),
+  EXPECT_CODE(reader->chunks().Put(IdOf(other), other),
               Code::kReadOnly);
   ASSERT_OK_AND_ASSIGN(ChunkBytes got, reader->chunks().Get(IdOf(bytes_)));
   EXPECT_EQ(*got, bytes_);

@@ -318,7 +318,7 @@ TEST_F(DeltaTest, ABaseInUseByAChunkCommittedWhileGcRunsSurvivesTheSweep) {
   std::string raw = *base_bytes;
   raw[raw.size() / 2] = static_cast<char>(raw[raw.size() / 2] ^ 0x20);
   const ChunkId id = chunks().Id(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
-  ASSERT_OK(chunks().Put(id, std::make_shared<const std::string>(raw), /*hold=*/true, base));
+  ASSERT_OK(chunks().Put(id, raw, /*hold=*/true, base));
   ASSERT_OK(chunks().WaitStored({&id, 1}, nullptr));
   bool committed = false;
   gc_testing::SetCrashHook([&](std::string_view step) {
@@ -361,7 +361,7 @@ TEST_F(DeltaTest, ABaseOfAChunkNotYetCommittedSurvivesGc) {
   std::string raw = *base_bytes;
   raw[100] = static_cast<char>(raw[100] ^ 0x20);
   const ChunkId id = chunks().Id(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
-  ASSERT_OK(chunks().Put(id, std::make_shared<const std::string>(raw), /*hold=*/false, base));
+  ASSERT_OK(chunks().Put(id, raw, /*hold=*/false, base));
   ASSERT_OK(chunks().WaitStored({&id, 1}, nullptr));
   ASSERT_OK(store_->CollectGarbage(GcOptions{}));
   // Committed only now; its index entry names B, which must still be there.
