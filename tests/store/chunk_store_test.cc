@@ -24,8 +24,7 @@ class ChunkStoreTest : public testing::StoreTestBase {
     return chunks().Id(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   }
   ChunkStore::PutResult Put(const std::string& bytes) {
-    Result<ChunkStore::PutResult> r =
-        chunks().Put(IdOf(bytes), bytes);
+    Result<ChunkStore::PutResult> r = chunks().Put(IdOf(bytes), bytes);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : ChunkStore::PutResult::kQueued;
   }
@@ -60,6 +59,23 @@ TEST_F(ChunkStoreTest, PutThenGetReturnsTheBytesBeforeTheyAreIndexed) {
   EXPECT_EQ(*got, bytes_);
   EXPECT_EQ(chunks().counters().chunks_new.load(), 1u);
   EXPECT_EQ(chunks().counters().raw_bytes_new.load(), bytes_.size());
+}
+
+// Put() takes a view of the caller's bytes (FileContent's overlay, reused as
+// soon as the chunk is cut): a new chunk must be copied before Put returns.
+TEST_F(ChunkStoreTest, PutKeepsItsOwnCopyOfANewChunk) {
+  std::string buffer = bytes_;
+  const ChunkId id = IdOf(buffer);
+  ASSERT_OK_AND_ASSIGN(ChunkStore::PutResult put, chunks().Put(id, buffer));
+  EXPECT_EQ(put, ChunkStore::PutResult::kQueued);
+  buffer.assign(buffer.size(), 'x');  // The caller's memory moves on.
+  ASSERT_OK_AND_ASSIGN(ChunkBytes queued, chunks().Get(id));
+  EXPECT_EQ(*queued, bytes_);
+  ASSERT_OK(chunks().WaitStored({&id, 1}, nullptr));
+  ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes_));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  ASSERT_OK_AND_ASSIGN(ChunkBytes stored, chunks().Get(id));
+  EXPECT_EQ(*stored, bytes_);
 }
 
 TEST_F(ChunkStoreTest, GetAfterCommitAndReopenReadsThePack) {
