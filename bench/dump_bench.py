@@ -701,10 +701,9 @@ class Bench:
 
     def run_day1_rounds(self, wname):
         """Day 1 only, `day1_rounds` times, the file-system targets alternating,
-        each on a fresh mount: in the 7-day run every target's day 1 starts
-        right after the target before it wrote and synced its copy, which
-        leaves the disk busy (docs/performance.md), so only the first target's
-        day 1 there is fair."""
+        each on a fresh mount, the dump generated once before: in the 7-day
+        run every target's day 1 but the first's comes out low, for a reason
+        not found (docs/performance.md), so only the first one's is fair."""
         w = self.make_workload(wname)
         log(f"== workload {wname}: day 1, {self.day1_rounds} rounds")
         w.setup()
