@@ -26,10 +26,6 @@ inline constexpr size_t RecordHeaderSize(Codec codec) {
   return codec == Codec::kZstdDelta ? kDeltaRecordHeaderSize : kRecordHeaderSize;
 }
 inline constexpr uint64_t kDefaultPackTarget = 64ull << 20;
-// PackWriter starts the disk writes of a pack's bytes in steps of this many
-// (sync_file_range, without waiting), so a Sync() after a long dump finds
-// most of them on disk instead of writing them all then, pack after pack.
-inline constexpr uint64_t kWritebackStep = 8ull << 20;
 
 // "packs/00000042.pack" under `packs_dir`.
 std::string PackPath(const std::string& packs_dir, uint32_t pack);
