@@ -281,23 +281,42 @@ struct PackReader::OpenPack {
   const int fd;
 };
 
-PackReader::PackReader(std::string packs_dir) : dir_(std::move(packs_dir)) {}
+PackReader::PackReader(std::string packs_dir, size_t max_open)
+    : dir_(std::move(packs_dir)), max_open_(std::max<size_t>(max_open, 1)) {}
 
 PackReader::~PackReader() = default;
 
 Result<std::shared_ptr<PackReader::OpenPack>> PackReader::Fd(uint32_t pack) {
   std::lock_guard lock(mu_);
   auto it = fds_.find(pack);
-  if (it != fds_.end()) return it->second;
+  if (it != fds_.end()) {
+    it->second.last_use = ++uses_;
+    return it->second.pack;
+  }
+  if (fds_.size() >= max_open_) {
+    auto oldest = std::min_element(fds_.begin(), fds_.end(), [](const auto& a, const auto& b) {
+      return a.second.last_use < b.second.last_use;
+    });
+    fds_.erase(oldest);  // A read in progress keeps its fd until it is done.
+  }
   std::string path = PackPath(dir_, pack);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && (errno == EMFILE || errno == ENFILE) && !fds_.empty()) {
+    fds_.clear();
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  }
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound("pack file missing: " + path);
     return Status::FromErrno(errno, path);
   }
   auto open = std::make_shared<OpenPack>(fd);
-  fds_.emplace(pack, open);
+  fds_.emplace(pack, Kept{open, ++uses_});
   return open;
+}
+
+size_t PackReader::open_count() {
+  std::lock_guard lock(mu_);
+  return fds_.size();
 }
 
 void PackReader::Forget(uint32_t pack) {
@@ -309,7 +328,7 @@ void PackReader::ForgetRemoved() {
   std::lock_guard lock(mu_);
   for (auto it = fds_.begin(); it != fds_.end();) {
     struct stat st {};
-    if (::fstat(it->second->fd, &st) == 0 && st.st_nlink == 0) it = fds_.erase(it);
+    if (::fstat(it->second.pack->fd, &st) == 0 && st.st_nlink == 0) it = fds_.erase(it);
     else ++it;
   }
 }

@@ -90,29 +90,42 @@ class PackWriter {
   std::mutex sync_mu_;
 };
 
-// Reads and verifies records. Keeps one read-only fd per pack. Thread-safe.
+// Reads and verifies records. Keeps read-only fds of the packs it read last,
+// at most `max_open` of them (a store grows by a pack per 64 MiB, for years:
+// one fd per pack would run into the process's open-file limit). Thread-safe.
 class PackReader {
  public:
-  explicit PackReader(std::string packs_dir);
+  static constexpr size_t kDefaultMaxOpen = 128;
+  explicit PackReader(std::string packs_dir, size_t max_open = kDefaultMaxOpen);
   ~PackReader();
   // The verified payload of the record at `loc`, which must hold chunk `id`.
   // Corruption names the chunk, pack and offset when the header, its hash,
   // the id, the base id (kZstdDelta) or the payload hash do not match. NotFound if the pack file does
   // not exist (GC may have removed it after moving its records: the caller
-  // looks the chunk up again).
+  // looks the chunk up again). A pack that cannot be opened because the
+  // process is out of file descriptors is retried once after closing the
+  // idle ones.
   Result<std::string> Read(const ChunkId& id, const ChunkLocation& loc);
   // Closes the fd of `pack` (GC removed it); reads in progress keep theirs.
   void Forget(uint32_t pack);
   // Closes the fds of packs that were removed (link count 0), so a reader
   // does not keep their disk space.
   void ForgetRemoved();
+  // How many pack fds are kept open now (reads in progress may hold more).
+  size_t open_count();
 
  private:
   struct OpenPack;  // Closes its fd when the last user lets go.
+  struct Kept {
+    std::shared_ptr<OpenPack> pack;
+    uint64_t last_use = 0;
+  };
   Result<std::shared_ptr<OpenPack>> Fd(uint32_t pack);
   const std::string dir_;
+  const size_t max_open_;
   std::mutex mu_;
-  std::map<uint32_t, std::shared_ptr<OpenPack>> fds_;
+  std::map<uint32_t, Kept> fds_;
+  uint64_t uses_ = 0;  // Ticks of Fd(), for last_use.
 };
 
 }  // namespace snapfs::store

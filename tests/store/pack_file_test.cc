@@ -1,5 +1,6 @@
 #include "store/pack_file.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -259,6 +260,85 @@ TEST_F(PackFileTest, RollsOverToANewPackPastTheTargetSize) {
   for (uint64_t i = 0; i < locs.size(); ++i) {
     ASSERT_OK_AND_ASSIGN(std::string got, reader.Read(IdFromSeed(i), locs[i]));
     EXPECT_EQ(got, payload);
+  }
+}
+
+// Open file descriptors of this process.
+size_t OpenFdCount() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n - 1;  // The iterator's own.
+}
+
+// One record per pack in `count` packs (each record passes the target size).
+std::vector<ChunkLocation> OnePerPack(PackWriter& w, const std::string& payload, uint64_t count) {
+  std::vector<ChunkLocation> locs;
+  for (uint64_t i = 0; i < count; ++i) {
+    Result<ChunkLocation> loc = w.Append(IdFromSeed(100 + i), Codec::kRaw,
+                                         static_cast<uint32_t>(payload.size()), payload);
+    EXPECT_TRUE(loc.ok()) << loc.status().ToString();
+    if (loc.ok()) locs.push_back(*loc);
+  }
+  EXPECT_OK(w.Sync());
+  return locs;
+}
+
+TEST_F(PackFileTest, ReaderKeepsAtMostMaxOpenFds) {
+  const std::string payload = SeededBytes(300, 4);
+  std::vector<ChunkLocation> locs;
+  {
+    auto w = OpenWriter(/*target=*/100);
+    locs = OnePerPack(*w, payload, 30);
+  }
+  ASSERT_EQ(locs.size(), 30u);
+  EXPECT_EQ(locs.back().pack, 30u);
+  const size_t before = OpenFdCount();
+  PackReader reader(dir_.path(), /*max_open=*/4);
+  // Forwards, backwards, and the same few packs again: every read verified.
+  for (int pass = 0; pass < 3; ++pass) {
+    for (size_t k = 0; k < locs.size(); ++k) {
+      const size_t i = pass == 1 ? locs.size() - 1 - k : (pass == 2 ? k % 3 : k);
+      ASSERT_OK_AND_ASSIGN(std::string got, reader.Read(IdFromSeed(100 + i), locs[i]));
+      EXPECT_EQ(got, payload) << "pack " << locs[i].pack;
+      EXPECT_LE(reader.open_count(), 4u);
+    }
+  }
+  EXPECT_LE(OpenFdCount(), before + 4);
+}
+
+TEST_F(PackFileTest, ReaderOutOfFdsClosesIdleOnesAndRetries) {
+  const std::string payload = SeededBytes(300, 5);
+  std::vector<ChunkLocation> locs;
+  {
+    auto w = OpenWriter(/*target=*/100);
+    locs = OnePerPack(*w, payload, 12);
+  }
+  ASSERT_EQ(locs.size(), 12u);
+  PackReader reader(dir_.path());
+  for (size_t i = 0; i < 6; ++i) {
+    Result<std::string> r = reader.Read(IdFromSeed(100 + i), locs[i]);
+    ASSERT_OK(r.status());
+  }
+  ASSERT_EQ(reader.open_count(), 6u);
+  // No descriptor left (a new one gets the lowest free number, which the limit
+  // forbids): the next pack opens only once the reader lets go of its idle ones.
+  const int lowest_free = ::dup(0);
+  ASSERT_GE(lowest_free, 0);
+  ::close(lowest_free);
+  rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  Result<std::string> got = reader.Read(IdFromSeed(106), locs[6]);
+  const size_t kept = reader.open_count();
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_OK(got.status());
+  EXPECT_EQ(*got, payload);
+  EXPECT_EQ(kept, 1u);
+  for (size_t i = 0; i < locs.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(std::string again, reader.Read(IdFromSeed(100 + i), locs[i]));
+    EXPECT_EQ(again, payload);
   }
 }
 
