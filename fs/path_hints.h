@@ -30,9 +30,14 @@
 // of one burst (restore_001.py, restore_002.py, ...) are not each other's
 // bases: tonight's file goes with last night's.
 //
-// Hints live in memory only and are bounded (kMaxEntries per map, the oldest
-// go first; kMaxSiblings per name pattern): a daemon restart loses them,
-// which costs one night's deltas, never data.
+// Hints live in memory and are bounded (kMaxEntries per map, the oldest go
+// first; kMaxSiblings per name pattern). What memory lacks (after a daemon
+// restart, or once evicted) is looked up in the store's history, which keeps
+// every name a folder held: the file that last left the name (in the folder,
+// or in the folder it took the place of), and the folder that last left a
+// folder's name. Siblings come from the folder's files as they are when the
+// first name with digits is created there (one listing per folder), each
+// counted as created at its mtime.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -116,14 +121,27 @@ class PathHints {
     std::chrono::steady_clock::time_point created;
   };
 
+  // From the store's history: the inode of type `type` (mode >> 12) that last
+  // left `name` in `dir`, or else in the folder `dir` took the place of
+  // (`predecessor`), other than `self`, and the generation it left at.
+  std::optional<std::pair<store::Ino, store::Generation>> LeftInHistory(
+      store::Ino dir, store::Ino predecessor, std::string_view name, store::Ino self,
+      uint8_t type);
+  // The extents of regular file `ino` as of generation `at`; empty if none.
+  std::vector<store::Extent> ExtentsAt(store::Ino ino, store::Generation at);
+  // The files of `dir` now whose names have digits, as siblings created at
+  // their mtime, oldest first (no lock held: reads the store).
+  std::vector<Sibling> FilesWithDigits(store::Ino dir);
+
   // The identity of folder `dir`, and the key of `name` in it (mu_ held).
   Lineage LineageOf(store::Ino dir) const;
   std::string Key(store::Ino dir, std::string_view name) const;
   // Remembers file `ino` created as `name` in `dir` and returns its
   // sibling's inode (0 if none) (mu_ held).
   store::Ino FindSibling(store::Ino dir, std::string_view name, store::Ino ino);
-  // The extents of `ino` as it is now, if it is a regular file.
-  std::vector<store::Extent> CurrentExtents(store::Ino ino);
+  // Appends `s` to the siblings of its name's pattern in `dir`, within the
+  // bounds (mu_ held).
+  void AddSibling(store::Ino dir, Sibling s);
 
   store::Store* const store_;
   const std::chrono::steady_clock::duration min_sibling_age_;
@@ -134,6 +152,7 @@ class PathHints {
   Bounded<Lineage> lineages_;    // Folder -> what it took (if it took anything).
   // Key(dir, pattern) -> the files created there, oldest first.
   std::unordered_map<std::string, std::deque<Sibling>> siblings_;
+  Bounded<bool> seeded_;  // Folders whose files are in siblings_ (FilesWithDigits).
   size_t sibling_bytes_ = 0;  // Of the keys and names in siblings_.
 };
 

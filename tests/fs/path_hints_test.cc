@@ -96,5 +96,87 @@ TEST_F(PathHintsTest, TheOldestPathsGoFirstPastTheBound) {
   EXPECT_LE(hints.size(), PathHints::kMaxEntries);
 }
 
+// After a restart (a new store and Vfs, a fresh PathHints), what memory lost
+// comes from the store's history: the content a name had when it was unlinked
+// or renamed away, even when its file was rewritten since.
+TEST_F(PathHintsTest, AfterARestartWhatLeftAPathComesFromHistory) {
+  ASSERT_OK_AND_ASSIGN(Attr dir, vfs_->Mkdir(kRootIno, "d", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino gone, WriteFile(*vfs_, dir.ino, "db.sql", std::string(200000, 'a')));
+  const std::vector<store::Extent> gone_extents = ContentOf(gone).second;
+  ASSERT_OK(vfs_->Unlink(dir.ino, "db.sql"));
+  ASSERT_OK_AND_ASSIGN(Ino moved, WriteFile(*vfs_, dir.ino, "tmp", std::string(200000, 'b')));
+  const std::vector<store::Extent> moved_extents = ContentOf(moved).second;
+  ASSERT_OK(vfs_->Rename(dir.ino, "tmp", dir.ino, "live", 0));
+  // Rewritten under its new name: the content it left "tmp" with still counts.
+  ASSERT_OK_AND_ASSIGN(FileHandle fh, vfs_->Open(moved, O_WRONLY | O_TRUNC));
+  const std::string rewritten(300000, 'c');
+  ASSERT_OK_AND_ASSIGN(size_t n, vfs_->Write(fh, 0, rewritten.data(), rewritten.size()));
+  EXPECT_EQ(n, rewritten.size());
+  ASSERT_OK(vfs_->Release(fh));
+  ASSERT_NE(ContentOf(moved).second, moved_extents);
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+
+  ASSERT_OK_AND_ASSIGN(Ino db2, WriteFile(*vfs_, dir.ino, "db.sql", "x"));
+  ASSERT_OK_AND_ASSIGN(Ino tmp2, WriteFile(*vfs_, dir.ino, "tmp", "y"));
+  PathHints hints(store_.get());
+  ASSERT_FALSE(gone_extents.empty());
+  EXPECT_EQ(hints.Take(dir.ino, "db.sql", db2), gone_extents);
+  EXPECT_EQ(hints.Take(dir.ino, "tmp", tmp2), moved_extents);
+  EXPECT_TRUE(hints.Take(dir.ino, "never", 99).empty());
+  EXPECT_TRUE(hints.Take(kRootIno, "db.sql", 99).empty());  // Another folder.
+}
+
+// `rm -rf dump; mkdir dump` after a restart: the new folder takes the place
+// of the one that left its name, and each file in it finds the file of its
+// name in the folder that left.
+TEST_F(PathHintsTest, AfterARestartAFolderMadeAgainFindsTheFilesOfTheOneThatLeft) {
+  ASSERT_OK_AND_ASSIGN(Attr old_dir, vfs_->Mkdir(kRootIno, "dump", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino a, WriteFile(*vfs_, old_dir.ino, "a.py", std::string(150000, 'a')));
+  const std::vector<store::Extent> a_extents = ContentOf(a).second;
+  ASSERT_OK(vfs_->Unlink(old_dir.ino, "a.py"));
+  ASSERT_OK(vfs_->Rmdir(kRootIno, "dump"));
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+
+  PathHints hints(store_.get());
+  ASSERT_OK_AND_ASSIGN(Attr new_dir, vfs_->Mkdir(kRootIno, "dump", 0755, kUser));
+  hints.DirMade(kRootIno, "dump", new_dir.ino);
+  ASSERT_OK_AND_ASSIGN(Ino a2, WriteFile(*vfs_, new_dir.ino, "a.py", "x"));
+  ASSERT_FALSE(a_extents.empty());
+  EXPECT_EQ(hints.Take(new_dir.ino, "a.py", a2), a_extents);
+  EXPECT_TRUE(hints.Take(new_dir.ino, "b.py", 99).empty());
+  // A folder made under a name no folder left takes nothing.
+  ASSERT_OK_AND_ASSIGN(Attr other, vfs_->Mkdir(kRootIno, "other", 0755, kUser));
+  hints.DirMade(kRootIno, "other", other.ino);
+  EXPECT_TRUE(hints.Take(other.ino, "a.py", 99).empty());
+}
+
+// Dated names after a restart: the siblings are the folder's files, each
+// counted as made at its mtime (so one written just now is not a base yet).
+TEST_F(PathHintsTest, AfterARestartSiblingsAreTheFolderFilesByMtime) {
+  ASSERT_OK_AND_ASSIGN(Attr dir, vfs_->Mkdir(kRootIno, "backups", 0755, kUser));
+  ASSERT_OK_AND_ASSIGN(Ino old_one,
+                       WriteFile(*vfs_, dir.ino, "db-2026-11-30.sql", std::string(120000, 'o')));
+  const int64_t a_day_ago = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch() -
+                                std::chrono::hours(24))
+                                .count();
+  SetAttrRequest age;
+  age.mtime_ns = a_day_ago;
+  ASSERT_OK_AND_ASSIGN(Attr aged, vfs_->SetAttr(old_one, age));
+  EXPECT_EQ(aged.mtime_ns, a_day_ago);
+  // Its digits match better, but it was written a moment ago.
+  ASSERT_OK_AND_ASSIGN(Ino fresh,
+                       WriteFile(*vfs_, dir.ino, "db-2026-12-01.sql", std::string(120000, 'n')));
+  ASSERT_NE(fresh, old_one);
+  const std::vector<store::Extent> old_extents = ContentOf(old_one).second;
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+
+  PathHints hints(store_.get());
+  ASSERT_OK_AND_ASSIGN(Ino today, WriteFile(*vfs_, dir.ino, "db-2026-12-02.sql", "x"));
+  ASSERT_FALSE(old_extents.empty());
+  EXPECT_EQ(hints.Take(dir.ino, "db-2026-12-02.sql", today), old_extents);
+  EXPECT_TRUE(hints.Take(dir.ino, "notes.txt", 99).empty());
+}
+
 }  // namespace
 }  // namespace snapfs::fs
