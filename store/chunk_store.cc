@@ -99,11 +99,33 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, std::string_vie
   pending_.emplace(id, p);
   queue_.emplace_back(id, p);
   queued_bytes_ += raw.size();
+  CountArrivalLocked(raw.size());
   counters_.chunks_new++;
   counters_.raw_bytes_new += raw.size();
   lock.unlock();
   queue_cv_.notify_one();
   return PutResult::kQueued;
+}
+
+namespace {
+constexpr std::chrono::milliseconds kArrivalBucket{100};
+}  // namespace
+
+void ChunkStore::CountArrivalLocked(size_t bytes) {
+  const auto now = std::chrono::steady_clock::now();
+  if (now - arrival_start_ >= kArrivalBucket) {
+    arrival_before_ = now - arrival_start_ < 2 * kArrivalBucket ? arrival_now_ : 0;
+    arrival_now_ = 0;
+    arrival_start_ = now;
+  }
+  arrival_now_ += bytes;
+}
+
+bool ChunkStore::ArrivingFastLocked() const {
+  if (options_.defer_rate == 0) return false;
+  if (std::chrono::steady_clock::now() - arrival_start_ >= 2 * kArrivalBucket) return false;
+  // At most a fifth of a second's worth: more than a fifth of the rate's bytes in it.
+  return arrival_before_ + arrival_now_ > options_.defer_rate / 5;
 }
 
 void ChunkStore::ProtectLocked(const ChunkId& id, bool hold, const std::optional<ChunkId>& base) {
@@ -312,7 +334,7 @@ void ChunkStore::WorkerLoop() {
     auto [id, p] = std::move(queue_.front());
     queue_.pop_front();
     ChunkBytes raw = p->raw;
-    const bool defer = queued_bytes_ > options_.defer_above;
+    const bool defer = queued_bytes_ > options_.defer_above || ArrivingFastLocked();
     lock.unlock();
     ChunkLocation loc;
     Status st = Store(id, p, raw, defer, &loc);

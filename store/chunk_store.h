@@ -21,6 +21,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -63,6 +64,12 @@ struct ChunkStoreOptions {
   // arrive faster than the workers compress; Store::Settle compresses it
   // later, when the store is idle (docs/design.md). SIZE_MAX: never.
   size_t defer_above = SIZE_MAX;
+  // Deferred compression, also: a worker appends a new chunk uncompressed
+  // while new chunks arrive faster than this many bytes per second (counted
+  // over the last 0.1 to 0.2 s). A dump tool that writes at tens of
+  // MB/s gets its chunks compressed at once, on otherwise idle cores; a copy
+  // at hundreds of MB/s keeps the CPU for itself. 0: off.
+  uint64_t defer_rate = 0;
   // Nice value of the worker threads (0..19). Above 0, compression takes
   // only what the writers leave of the CPU; with defer_above, a writer that
   // needs it all gets its chunks stored raw instead of waiting.
@@ -266,6 +273,11 @@ class ChunkStore {
   std::unordered_map<ChunkId, PendingPtr, ChunkIdHash> pending_;
   std::deque<std::pair<ChunkId, PendingPtr>> queue_;
   size_t queued_bytes_ = 0;
+  // New bytes queued in the current tenth of a second (since arrival_start_)
+  // and in the one before it: the arrival rate, for options_.defer_rate.
+  std::chrono::steady_clock::time_point arrival_start_;
+  uint64_t arrival_now_ = 0;
+  uint64_t arrival_before_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 
@@ -281,6 +293,10 @@ class ChunkStore {
   std::unordered_map<ChunkId, uint32_t, ChunkIdHash> base_refs_;
   std::function<Status()> catch_up_;
   // Protects (and with `hold`, holds) `id` and its base, if known. mu_ held.
+  // Counts `bytes` of new chunks queued now (mu_ held).
+  void CountArrivalLocked(size_t bytes);
+  // Whether new chunks arrive faster than options_.defer_rate (mu_ held).
+  bool ArrivingFastLocked() const;
   void ProtectLocked(const ChunkId& id, bool hold, const std::optional<ChunkId>& base);
   void ReleaseLocked(const ChunkId& id);                    // mu_ held.
 

@@ -589,6 +589,7 @@ Status Store::LoadMeta() {
   co.threads = options_.compress_threads;
   co.read_only = options_.read_only;
   co.defer_above = options_.defer_above;
+  co.defer_rate = options_.defer_rate;
   co.worker_nice = options_.background_nice;
   if (co.zstd_level < 1 || co.zstd_level > 19) return Status::Invalid("zstd level must be 1..19");
   chunks_ = std::make_unique<ChunkStore>(db_.get(), cf_chunks_, path_ + "/packs",

@@ -76,6 +76,9 @@ struct OpenOptions {
   // chunks are stored uncompressed while more than this many raw bytes wait
   // for the compression workers; SIZE_MAX: never. See also settle_when_idle.
   size_t defer_above = SIZE_MAX;
+  // And while new chunks arrive faster than this many bytes per second
+  // (ChunkStoreOptions::defer_rate); 0: off.
+  uint64_t defer_rate = 0;
   // A background thread compresses deferred chunks (Settle) whenever the
   // store has been idle for a moment, and collects the space they took.
   bool settle_when_idle = false;

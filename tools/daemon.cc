@@ -70,6 +70,10 @@ Status ParseMountOptions(const std::vector<std::string>& raw, MountConfig* confi
         if (!ParseInt(std::string_view(o).substr(9), 0, 1 << 20, &n))
           return Status::Invalid("-o " + o + ": defer_mb must be 0..1048576 (0: never defer)");
         config->store.defer_above = n == 0 ? SIZE_MAX : size_t{static_cast<unsigned>(n)} << 20;
+      } else if (o.starts_with("defer_rate_mb=")) {
+        if (!ParseInt(std::string_view(o).substr(14), 0, 1 << 20, &n))
+          return Status::Invalid("-o " + o + ": defer_rate_mb must be 0..1048576 (0: off)");
+        config->store.defer_rate = uint64_t{static_cast<unsigned>(n)} << 20;
       } else if (o.starts_with("max_read=")) {
         // libfuse 3.14 fails the session at INIT unless init() repeats it.
         return Status::Invalid("-o " + o + ": not supported");
@@ -187,10 +191,12 @@ int RunDaemon(const DaemonArgs& args, const ViewOpener& open) {
   // keeps up goes to disk uncompressed and is compressed once the mount is
   // idle, so the dump is not slowed down by compression.
   config.store.defer_above = kDefaultDeferBytes;
+  config.store.defer_rate = kDefaultDeferRate;
   config.store.settle_when_idle = true;
   config.store.background_nice = kBackgroundNice;
   Status st = ParseMountOptions(args.options, &config);
   if (!st.ok()) return LogFailure(kExitUsage, "bad option", st.message());
+  if (config.store.defer_above == SIZE_MAX) config.store.defer_rate = 0;  // defer_mb=0: never.
   if (args.ready_fd >= 0 && ::fcntl(args.ready_fd, F_SETFD, FD_CLOEXEC) != 0)
     return LogFailure(kExitUsage, "--ready-fd " + std::to_string(args.ready_fd),
                       std::strerror(errno));

@@ -59,6 +59,9 @@ void AddDaemonOptions(CLI::App* app, DaemonArgs* args);
 // New chunks are stored uncompressed while more than this many raw bytes
 // wait for compression (-o defer_mb=N; store::OpenOptions::defer_above).
 inline constexpr size_t kDefaultDeferBytes = 4u << 20;
+// And while new data arrives faster than this (-o defer_rate_mb=N, MiB/s;
+// store::OpenOptions::defer_rate): a copy of a dump file, not a dump tool.
+inline constexpr uint64_t kDefaultDeferRate = 100u << 20;
 // Nice value of the daemon's compression and settle threads: compression
 // takes only the CPU that serving the mount leaves (store::OpenOptions).
 inline constexpr int kBackgroundNice = 10;

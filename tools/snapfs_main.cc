@@ -173,7 +173,12 @@ is always on), ro for a read-only mount, and snapfs's own:
   cache_mb=N   size of the decoded-chunk cache in MiB (default 64)
   defer_mb=N   while more than N MiB of new data wait for compression, store
                new chunks uncompressed and compress them once the mount is
-               idle (default 4; 0: always compress at once)
+               idle (default 4; 0: always compress at once, whatever
+               defer_rate_mb says)
+  defer_rate_mb=N
+               the same while new data arrives faster than N MiB/s (default
+               100: a dump tool's pace is compressed at once, a copy's is
+               deferred; 0: off)
   keep_last=N, keep_hourly=N, keep_daily=N, keep_weekly=N, keep_monthly=N,
   keep_within=DURATION
                prune automatically with these rules (as snapfs-prune), right

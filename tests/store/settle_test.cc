@@ -54,6 +54,26 @@ class SettleTest : public testing::VfsStoreTest {
   }
 };
 
+// OpenOptions::defer_rate: new chunks arriving faster than the rate are
+// deferred even with the queue rule off; slower ones are compressed at once.
+TEST_F(SettleTest, ChunksArrivingFasterThanTheRateAreDeferred) {
+  open_options_.defer_rate = 1;  // Bytes per second: every dump is faster.
+  ASSERT_NO_FATAL_FAILURE(ReopenWith(SIZE_MAX));
+  const std::string day1 = DumpText(kDumpBytes, 1);
+  Dump("fast.sql", day1);
+  const uint64_t deferred = chunks().counters().chunks_deferred.load();
+  EXPECT_GT(deferred, 0u);
+  EXPECT_EQ(Codecs()[Codec::kZstd], 0u);
+  open_options_.defer_rate = uint64_t{1} << 40;  // 1 TiB/s: no dump is that fast.
+  ASSERT_NO_FATAL_FAILURE(ReopenWith(SIZE_MAX));
+  Dump("slow.sql", DumpText(kDumpBytes, 7));
+  EXPECT_EQ(chunks().counters().chunks_deferred.load(), 0u);  // Counters start at the reopen.
+  EXPECT_GT(Codecs()[Codec::kZstd], 0u);
+  ASSERT_OK_AND_ASSIGN(std::string got, ReadAt(store_->latest(), "fast.sql"));
+  EXPECT_TRUE(got == day1);
+  ExpectClean();
+}
+
 TEST_F(SettleTest, DeferredChunksReadBackAndSettleCompressesThem) {
   const std::string day1 = DumpText(kDumpBytes, 1);
   const uint64_t raw_stored = Dump("dump.sql", day1);

@@ -216,6 +216,7 @@ TEST_F(CliErrorsTest, BadDurationsAndOptionValuesAreExitTwo) {
   Check({"snapfs", {"-o", "zstd=99", kStore, kMnt}, kExitUsage, {"zstd=99"}});
   Check({"snapfs", {"-o", "cache_mb=0", kStore, kMnt}, kExitUsage, {"cache_mb=0"}});
   Check({"snapfs", {"-o", "defer_mb=-1", kStore, kMnt}, kExitUsage, {"defer_mb=-1"}});
+  Check({"snapfs", {"-o", "defer_rate_mb=fast", kStore, kMnt}, kExitUsage, {"defer_rate_mb=fast"}});
   Check({"snapfs", {"--ready-fd", "987", kStore, kMnt}, kExitUsage, {"--ready-fd"}});
   Check({"snapfs-mount-at", {"-o", "rw", kStore, "now", kMnt}, kExitUsage, {"rw"}});
 }
