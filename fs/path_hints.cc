@@ -155,13 +155,19 @@ std::optional<std::pair<store::Ino, store::Generation>> PathHints::LeftInHistory
   for (store::Ino folder : {dir, predecessor}) {
     if (folder == 0) continue;
     std::optional<std::pair<store::Ino, store::Generation>> left;
-    store::DirentRecord held;  // The entry before the version at hand.
-    Status st = store_->DirentVersions(
+    std::optional<store::Generation> replaced_at;  // When the newer version came.
+    store::Ino newer = 0;                          // Its child.
+    size_t seen = 0;
+    Status st = store_->DirentVersionsNewestFirst(
         folder, name, [&](store::Generation g, const store::DirentRecord& d) {
-          if (held.child != 0 && d.child != held.child && held.child != self && held.type == type)
-            left = {held.child, g};
-          held = d;
-          return true;
+          if (replaced_at && d.child != 0 && d.child != newer && d.child != self &&
+              d.type == type) {
+            left = {d.child, *replaced_at};
+            return false;
+          }
+          replaced_at = g;
+          newer = d.child;
+          return ++seen < kMaxHistoryVersions;
         });
     if (st.ok() && left) return left;
   }

@@ -66,6 +66,8 @@ class PathHints {
   static constexpr size_t kMaxNameBytes = 4u << 20;  // Of the names kept, per map.
   static constexpr size_t kMaxSiblings = 64;          // Remembered per name pattern.
   static constexpr std::chrono::seconds kDefaultSiblingAge{300};
+  // Versions of a name looked at in the store's history, newest first.
+  static constexpr size_t kMaxHistoryVersions = 256;
 
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
 

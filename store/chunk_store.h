@@ -292,11 +292,11 @@ class ChunkStore {
   // never swept while a chunk that will name them is not yet indexed.
   std::unordered_map<ChunkId, uint32_t, ChunkIdHash> base_refs_;
   std::function<Status()> catch_up_;
-  // Protects (and with `hold`, holds) `id` and its base, if known. mu_ held.
   // Counts `bytes` of new chunks queued now (mu_ held).
   void CountArrivalLocked(size_t bytes);
   // Whether new chunks arrive faster than options_.defer_rate (mu_ held).
   bool ArrivingFastLocked() const;
+  // Protects (and with `hold`, holds) `id` and its base, if known. mu_ held.
   void ProtectLocked(const ChunkId& id, bool hold, const std::optional<ChunkId>& base);
   void ReleaseLocked(const ChunkId& id);                    // mu_ held.
 

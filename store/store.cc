@@ -771,6 +771,20 @@ Status Store::InodeVersions(Ino ino,
 Status Store::DirentVersions(Ino parent, std::string_view name,
                              const std::function<bool(Generation, const DirentRecord&)>& fn) {
   std::vector<std::pair<Generation, DirentRecord>> versions;
+  SNAPFS_RETURN_IF_ERROR(
+      DirentVersionsNewestFirst(parent, name, [&](Generation g, const DirentRecord& rec) {
+        versions.emplace_back(g, rec);
+        return true;
+      }));
+  for (auto v = versions.rbegin(); v != versions.rend(); ++v)
+    if (!fn(v->first, v->second)) break;
+  return Status::Ok();
+}
+
+Status Store::DirentVersionsNewestFirst(
+    Ino parent, std::string_view name,
+    const std::function<bool(Generation, const DirentRecord&)>& fn) {
+  // Keys end in ~g: the newest version of a name sorts first.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_dirents_));
   const std::string start = keys::Dirent(parent, name, kLatest);
   const std::string_view prefix = std::string_view(start).substr(0, start.size() - 8);
@@ -780,12 +794,9 @@ Status Store::DirentVersions(Ino parent, std::string_view name,
     SNAPFS_ASSIGN_OR_RETURN(auto k, keys::DecodeDirent(it->key().ToStringView()));
     SNAPFS_ASSIGN_OR_RETURN(DirentRecord rec, DecodeDirentRecord(it->value().ToStringView(),
                                                                  it->key().ToStringView()));
-    versions.emplace_back(k.gen, rec);
+    if (!fn(k.gen, rec)) break;
   }
-  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read directory " + std::to_string(parent)));
-  for (auto v = versions.rbegin(); v != versions.rend(); ++v)
-    if (!fn(v->first, v->second)) break;
-  return Status::Ok();
+  return FromRocks(it->status(), "read directory " + std::to_string(parent));
 }
 
 Result<LogRecord> Store::GetLog(Generation g) {

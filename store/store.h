@@ -201,6 +201,10 @@ class Store {
   // Every version of `name` in `parent`, oldest first.
   Status DirentVersions(Ino parent, std::string_view name,
                         const std::function<bool(Generation, const DirentRecord&)>& fn);
+  // The same, newest first, until fn returns false: reads no further than it
+  // must (a name may have millions of versions).
+  Status DirentVersionsNewestFirst(Ino parent, std::string_view name,
+                                   const std::function<bool(Generation, const DirentRecord&)>& fn);
 
   Result<LogRecord> GetLog(Generation g);
   // The newest generation whose time is <= time_ns. kNotFound if the store's

@@ -126,6 +126,31 @@ TEST_F(PathHintsTest, AfterARestartWhatLeftAPathComesFromHistory) {
   EXPECT_TRUE(hints.Take(kRootIno, "db.sql", 99).empty());  // Another folder.
 }
 
+// A name may have a long history (a lock file made and removed every
+// minute): the lookup reads it newest first, and no further back than
+// kMaxHistoryVersions versions.
+TEST_F(PathHintsTest, AfterARestartOnlyTheNewestVersionsOfANameAreRead) {
+  ASSERT_OK_AND_ASSIGN(Ino old_file, WriteFile(*vfs_, kRootIno, "f", std::string(100000, 'o')));
+  const std::vector<store::Extent> old_extents = ContentOf(old_file).second;
+  ASSERT_OK(vfs_->Unlink(kRootIno, "f"));
+  // Folders of that name since, two versions each (made, removed).
+  auto folders = [&](size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_OK_AND_ASSIGN(Attr made, vfs_->Mkdir(kRootIno, "f", 0755, kUser));
+      ASSERT_NE(made.ino, old_file);
+      ASSERT_OK(vfs_->Rmdir(kRootIno, "f"));
+    }
+  };
+  const size_t within = PathHints::kMaxHistoryVersions / 2 - 2;
+  ASSERT_NO_FATAL_FAILURE(folders(within));
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+  ASSERT_FALSE(old_extents.empty());
+  EXPECT_EQ(PathHints(store_.get()).Take(kRootIno, "f", 99), old_extents);
+  ASSERT_NO_FATAL_FAILURE(folders(4));  // Now past the bound.
+  ASSERT_NO_FATAL_FAILURE(ReopenAll());
+  EXPECT_TRUE(PathHints(store_.get()).Take(kRootIno, "f", 99).empty());
+}
+
 // `rm -rf dump; mkdir dump` after a restart: the new folder takes the place
 // of the one that left its name, and each file in it finds the file of its
 // name in the folder that left.
