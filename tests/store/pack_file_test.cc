@@ -52,6 +52,21 @@ class PackFileTest : public ::testing::Test {
     EXPECT_NE(r.status().message().find(id.Hex()), std::string::npos) << r.status().message();
   }
 
+  // `count` packs of one record each (chunk IdFromSeed(100 + i)), synced;
+  // the writer is closed again, so it holds no fd.
+  std::vector<ChunkLocation> OnePerPack(const std::string& payload, uint64_t count) {
+    auto w = OpenWriter(/*target=*/100);  // Each record passes the target size.
+    std::vector<ChunkLocation> locs;
+    for (uint64_t i = 0; w && i < count; ++i) {
+      Result<ChunkLocation> loc = w->Append(IdFromSeed(100 + i), Codec::kRaw,
+                                            static_cast<uint32_t>(payload.size()), payload);
+      EXPECT_TRUE(loc.ok()) << loc.status().ToString();
+      if (loc.ok()) locs.push_back(*loc);
+    }
+    if (w) EXPECT_OK(w->Sync());
+    return locs;
+  }
+
   TempDir dir_;
   const ChunkId id_ = IdFromSeed(1);
   const std::string payload_ = SeededBytes(1000, 2);
@@ -270,26 +285,9 @@ size_t OpenFdCount() {
   return n - 1;  // The iterator's own.
 }
 
-// One record per pack in `count` packs (each record passes the target size).
-std::vector<ChunkLocation> OnePerPack(PackWriter& w, const std::string& payload, uint64_t count) {
-  std::vector<ChunkLocation> locs;
-  for (uint64_t i = 0; i < count; ++i) {
-    Result<ChunkLocation> loc = w.Append(IdFromSeed(100 + i), Codec::kRaw,
-                                         static_cast<uint32_t>(payload.size()), payload);
-    EXPECT_TRUE(loc.ok()) << loc.status().ToString();
-    if (loc.ok()) locs.push_back(*loc);
-  }
-  EXPECT_OK(w.Sync());
-  return locs;
-}
-
 TEST_F(PackFileTest, ReaderKeepsAtMostMaxOpenFds) {
   const std::string payload = SeededBytes(300, 4);
-  std::vector<ChunkLocation> locs;
-  {
-    auto w = OpenWriter(/*target=*/100);
-    locs = OnePerPack(*w, payload, 30);
-  }
+  const std::vector<ChunkLocation> locs = OnePerPack(payload, 30);
   ASSERT_EQ(locs.size(), 30u);
   EXPECT_EQ(locs.back().pack, 30u);
   const size_t before = OpenFdCount();
@@ -308,11 +306,7 @@ TEST_F(PackFileTest, ReaderKeepsAtMostMaxOpenFds) {
 
 TEST_F(PackFileTest, ReaderOutOfFdsClosesIdleOnesAndRetries) {
   const std::string payload = SeededBytes(300, 5);
-  std::vector<ChunkLocation> locs;
-  {
-    auto w = OpenWriter(/*target=*/100);
-    locs = OnePerPack(*w, payload, 12);
-  }
+  const std::vector<ChunkLocation> locs = OnePerPack(payload, 12);
   ASSERT_EQ(locs.size(), 12u);
   PackReader reader(dir_.path());
   for (size_t i = 0; i < 6; ++i) {
