@@ -678,21 +678,31 @@ class Bench:
                     mbps=round(logical / MB / secs, 1), settle_s=round(settle, 3),
                     cpu_s=round(cpu, 2),
                     stored_bytes=st["stored"][-1]))
-        # Read-back of today's tree, and of day 1, from cold caches.
-        reads = {}
-        for t in targets:
-            drop_caches(self.drop_caches)
-            today = t.read_today()
-            past = None
-            if self.days > 1:
+        # Read-back of today's tree, and of day 1, from cold caches,
+        # `read_rounds` times, the targets alternating within each round: one
+        # cold read varies by up to 2x between runs on this kind of machine.
+        samples = {t.name: ([], []) for t in targets}
+        for r in range(1, self.read_rounds + 1):
+            for t in targets:
                 drop_caches(self.drop_caches)
-                when = "@%.3f" % stats[t.name]["ended"][0]
-                try:
-                    past = t.read_past(1, when)
-                except RuntimeError as e:
-                    self.notes.append(f"{wname}/{t.name}: reading day 1 failed: {e}")
-            reads[t.name] = (today, past)
-            log(f"{wname} read {t.name:12s} today {fmt_rate(today)} day1 {fmt_rate(past)}")
+                today = t.read_today()
+                past = None
+                if self.days > 1:
+                    drop_caches(self.drop_caches)
+                    when = "@%.3f" % stats[t.name]["ended"][0]
+                    try:
+                        past = t.read_past(1, when)
+                    except RuntimeError as e:
+                        self.notes.append(f"{wname}/{t.name}: reading day 1 failed: {e}")
+                samples[t.name][0].append(today)
+                if past:
+                    samples[t.name][1].append(past)
+                log(f"{wname} read {r} {t.name:12s} today {fmt_rate(today)} "
+                    f"day1 {fmt_rate(past)}")
+        reads = {name: (median_read(todays), median_read(pasts))
+                 for name, (todays, pasts) in samples.items()}
+        if self.read_rounds > 1:
+            self.write_read_rounds(wname, samples, reads)
         for t in targets:
             peak = t.teardown()
             self.summarize(wname, t.name, stats[t.name], reads[t.name], peak)
@@ -733,6 +743,23 @@ class Bench:
         with open(os.path.join(self.out, f"day1-{wname}.txt"), "w") as f:
             f.write(text)
         shutil.rmtree(w.src, ignore_errors=True)
+
+    def write_read_rounds(self, wname, samples, reads):
+        pt = reads.get("passthrough", (None, None))
+        lines = [f"{wname}, read-back, {self.read_rounds} rounds alternating "
+                 f"(MB/s, median; ÷pt: ratio of the medians):", ""]
+        for name, (todays, pasts) in samples.items():
+            for label, runs, med, base in (("today", todays, reads[name][0], pt[0]),
+                                           ("day 1", pasts, reads[name][1], pt[1] or pt[0])):
+                if not med:
+                    continue
+                ratio = f"  ÷pt {rate_of(med) / rate_of(base):.2f}" if base else ""
+                lines.append(f"  {name:12s} {label}  {rate_of(med):8.1f}{ratio}   runs: "
+                             + " ".join(f"{rate_of(x):.1f}" for x in runs))
+        text = "\n".join(lines) + "\n"
+        print(text)
+        with open(os.path.join(self.out, f"read-{wname}.txt"), "w") as f:
+            f.write(text)
 
     def start_profile(self, t, wname, day):
         if not (self.perf and t.name == "snapfs" and wname == "sql" and day <= 2):
@@ -780,8 +807,8 @@ class Bench:
             later_day_stored_pct=round(100 * later_growth / later_logical, 1) if later else "",
             stored_total_mib=round(st["stored"][-1] / MiB, 1),
             logical_total_mib=round(sum(st["logical"]) / MiB, 1),
-            read_today_mbps=round(today[0] / MB / today[1], 1) if today else "",
-            read_day1_mbps=round(past[0] / MB / past[1], 1) if past else "",
+            read_today_mbps=round(rate_of(today), 1) if today else "",
+            read_day1_mbps=round(rate_of(past), 1) if past else "",
             peak_rss_mib=round(peak / MiB, 1) if peak else "",
             settle_s_day1=round(st["settle"][0], 1) if st["settle"][0] else "",
             cpu_s_per_gb_day1=round(cpu_d1, 2),
@@ -850,8 +877,22 @@ class Bench:
         plot(self)
 
 
+def rate_of(r):
+    """MB/s of one read-back sample (bytes, seconds)."""
+    return r[0] / MB / r[1]
+
+
 def fmt_rate(r):
-    return f"{r[0] / MB / r[1]:8.1f} MB/s" if r else "       -"
+    return f"{rate_of(r):8.1f} MB/s" if r else "       -"
+
+
+def median_read(samples):
+    """The sample with the median rate (the lower one of an even count), or
+    None when there is none."""
+    if not samples:
+        return None
+    ordered = sorted(samples, key=rate_of)
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def machine_info():
@@ -980,6 +1021,9 @@ def main():
     ap.add_argument("--day1-rounds", type=int, default=0, metavar="N",
                     help="instead of the days: day 1 only, N times, the plain, passthrough and "
                          "snapfs targets alternating, each on a fresh mount")
+    ap.add_argument("--read-rounds", type=int, default=1, metavar="N",
+                    help="read today's tree and day 1 back N times, the targets alternating "
+                         "within each round, and report the medians (default 1)")
     ap.add_argument("--no-drop-caches", dest="drop_caches", action="store_false")
     ap.add_argument("--keep", action="store_true", help="keep stores and copies")
     ap.add_argument("--untuned-passthrough", dest="tune_passthrough", action="store_false",
@@ -1001,6 +1045,8 @@ def main():
             ap.error(f"unknown workload {w}; known: {','.join(ALL_WORKLOADS)}")
     if args.days < 1:
         ap.error("--days must be >= 1")
+    if args.read_rounds < 1:
+        ap.error("--read-rounds must be >= 1")
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
