@@ -3,12 +3,16 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <cassert>
 #include <cerrno>
 #include <cstdio>
 #include <algorithm>
 #include <cstring>
+#include <initializer_list>
+#include <string_view>
 
 #include <xxhash.h>
 
@@ -41,17 +45,35 @@ uint64_t GetU64(const uint8_t* p) {
   return v;
 }
 
-Status WriteAll(int fd, const void* buf, size_t len, uint64_t off, const std::string& what) {
-  const char* p = static_cast<const char*>(buf);
-  while (len > 0) {
-    ssize_t n = ::pwrite(fd, p, len, static_cast<off_t>(off));
-    if (n < 0) {
+std::string_view Bytes(const uint8_t* p, size_t n) {
+  return std::string_view(reinterpret_cast<const char*>(p), n);
+}
+
+// Writes all of `parts` (at most two), one after the other, at `off`: one
+// pwritev unless the kernel takes less. `what()` names the file in an error;
+// it is called only then (an append must not build a path string).
+template <typename What>
+Status WriteAll(int fd, std::initializer_list<std::string_view> parts, uint64_t off,
+                const What& what) {
+  iovec iov[2];
+  assert(parts.size() <= 2);
+  size_t n = 0;
+  for (std::string_view p : parts) {
+    if (!p.empty()) iov[n++] = iovec{const_cast<char*>(p.data()), p.size()};
+  }
+  for (size_t i = 0; i < n;) {
+    ssize_t done = ::pwritev(fd, iov + i, static_cast<int>(n - i), static_cast<off_t>(off));
+    if (done < 0) {
       if (errno == EINTR) continue;
-      return Status::FromErrno(errno, what);
+      return Status::FromErrno(errno, what());
     }
-    p += n;
-    len -= static_cast<size_t>(n);
-    off += static_cast<uint64_t>(n);
+    size_t left = static_cast<size_t>(done);
+    off += left;
+    while (i < n && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+    if (i < n) {  // A short write: the rest of this part next.
+      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+      iov[i].iov_len -= left;
+    }
   }
   return Status::Ok();
 }
@@ -155,7 +177,7 @@ Status PackWriter::StartPack(uint32_t number) {
   std::memcpy(header, kPackMagic, 8);
   PutU32(header + 8, kPackVersion);
   PutU32(header + 12, number);
-  Status st = WriteAll(fd, header, sizeof(header), 0, path);
+  Status st = WriteAll(fd, {Bytes(header, sizeof(header))}, 0, [&] { return path; });
   if (!st.ok()) {
     ::close(fd);
     ::unlink(path.c_str());
@@ -194,9 +216,8 @@ Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_
   {
     std::lock_guard lock(mu_);
     if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
-    const std::string what = PackPath(dir_, pack_);
-    Status st = WriteAll(fd_, header, header_size, end_, what);
-    if (st.ok()) st = WriteAll(fd_, payload.data(), payload.size(), end_ + header_size, what);
+    Status st = WriteAll(fd_, {Bytes(header, header_size), payload}, end_,
+                         [&] { return PackPath(dir_, pack_); });
     if (!st.ok()) {
       // Cut off the partial record so the next append starts clean.
       if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) { /* reported by st */ }

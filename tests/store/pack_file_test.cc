@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -334,6 +335,37 @@ TEST_F(PackFileTest, ReaderOutOfFdsClosesIdleOnesAndRetries) {
     ASSERT_OK_AND_ASSIGN(std::string again, reader.Read(IdFromSeed(100 + i), locs[i]));
     EXPECT_EQ(again, payload);
   }
+}
+
+// An append the file system takes only in part (here: the file-size limit
+// cuts the record's payload short, then refuses the rest) fails, and leaves
+// no partial record: the next append starts where the failed one did, and
+// every record reads back.
+TEST_F(PackFileTest, AnAppendCutShortFailsAndLeavesNoPartialRecord) {
+  auto w = OpenWriter();
+  const std::string first = SeededBytes(1000, 21), second = SeededBytes(5000, 22);
+  const ChunkLocation at_first = AppendSynced(*w, IdFromSeed(21), first);
+  const uint64_t end = at_first.offset + kRecordHeaderSize + first.size();
+  rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(end + kRecordHeaderSize + 100);
+  sighandler_t old = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of a signal.
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  Result<ChunkLocation> failed = w->Append(IdFromSeed(22), Codec::kRaw, 5000, second);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  std::signal(SIGXFSZ, old);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find(PackPath(dir_.path(), at_first.pack)), std::string::npos)
+      << failed.status().ToString();
+  EXPECT_EQ(std::filesystem::file_size(PackPath(dir_.path(), at_first.pack)), end);
+  const ChunkLocation at_second = AppendSynced(*w, IdFromSeed(22), second);
+  EXPECT_EQ(at_second.offset, end);
+  PackReader reader(dir_.path());
+  ASSERT_OK_AND_ASSIGN(std::string got_first, reader.Read(IdFromSeed(21), at_first));
+  EXPECT_EQ(got_first, first);
+  ASSERT_OK_AND_ASSIGN(std::string got_second, reader.Read(IdFromSeed(22), at_second));
+  EXPECT_EQ(got_second, second);
 }
 
 TEST_F(PackFileTest, NewWriterStartsOnePastTheHighestPack) {
