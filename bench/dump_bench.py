@@ -169,6 +169,8 @@ CLEANUP = Cleanup()
 class FuseDaemon:
     """A FUSE daemon run in the foreground as our child, so we know its pid."""
 
+    live = set()  # Started and not stopped yet.
+
     def __init__(self, name, cmd, mnt, logfile, ready_fd=False, env=None):
         self.name, self.mnt = name, mnt
         os.makedirs(mnt, exist_ok=True)
@@ -182,6 +184,7 @@ class FuseDaemon:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, pass_fds=pass_fds,
                                      start_new_session=True, env=env)
         self.entry = CLEANUP.push(f"unmount {mnt}", self.stop)
+        FuseDaemon.live.add(self)
         deadline = time.monotonic() + 60
         if ready_fd:
             os.close(wfd)
@@ -202,6 +205,7 @@ class FuseDaemon:
         return proc_status(self.proc.pid, "VmHWM")
 
     def stop(self):
+        FuseDaemon.live.discard(self)
         if self.proc.poll() is None:
             if is_mounted(self.mnt):
                 subprocess.run(["fusermount3", "-u", self.mnt], stderr=subprocess.DEVNULL)
@@ -392,6 +396,76 @@ class Target:
         if not self.b.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
         return peak
+
+
+class ReadThrottle:
+    """--read-disk MBPS[:IOPS]: reads from the disk under --work limited to
+    MBPS MB/s (and IOPS requests/s) for the processes put in it, through a
+    blkio (cgroup v1) or io (cgroup v2) throttle. In a VM whose host caches the
+    virtual disk, a read after drop_caches often comes from the host's RAM
+    (docs/performance.md): this gives every target the same, slower disk."""
+
+    NAME = "snapfs-bench-read"
+
+    def __init__(self, work, spec):
+        mbps, _, iops = spec.partition(":")
+        self.bps, self.iops = int(float(mbps) * MB), int(iops or 0)
+        dev = os.stat(work).st_dev
+        sysdev = os.path.realpath(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+        if os.path.exists(os.path.join(sysdev, "partition")):
+            sysdev = os.path.dirname(sysdev)  # Throttles apply to the whole disk.
+        with open(os.path.join(sysdev, "dev")) as f:
+            self.dev = f.read().strip()
+        if os.path.isdir("/sys/fs/cgroup/blkio"):
+            self.root = "/sys/fs/cgroup/blkio"
+            self.dir = os.path.join(self.root, self.NAME)
+            os.makedirs(self.dir, exist_ok=True)
+            self.write("blkio.throttle.read_bps_device", f"{self.dev} {self.bps}")
+            if self.iops:
+                self.write("blkio.throttle.read_iops_device", f"{self.dev} {self.iops}")
+        elif os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            self.root = "/sys/fs/cgroup"
+            with open(os.path.join(self.root, "cgroup.subtree_control"), "w") as f:
+                f.write("+io")
+            self.dir = os.path.join(self.root, self.NAME)
+            os.makedirs(self.dir, exist_ok=True)
+            limit = f"{self.dev} rbps={self.bps}" + (f" riops={self.iops}" if self.iops else "")
+            self.write("io.max", limit)
+        else:
+            sys.exit("dump_bench: --read-disk needs cgroup v1 blkio or cgroup v2 io")
+        CLEANUP.push(f"remove cgroup {self.dir}", self.remove)
+
+    def write(self, name, value):
+        with open(os.path.join(self.dir, name), "w") as f:
+            f.write(value + "\n")
+
+    def move(self, into, pids):
+        for pid in pids:
+            try:
+                with open(os.path.join(self.dir if into else self.root, "cgroup.procs"), "w") as f:
+                    f.write(f"{pid}\n")
+            except (ProcessLookupError, OSError):
+                pass  # Gone meanwhile.
+
+    def enter(self):
+        """This process (so every reader and daemon it starts from now on) and
+        the daemons already running."""
+        self.move(True, [os.getpid()] + [d.proc.pid for d in FuseDaemon.live])
+
+    def leave(self):
+        try:
+            with open(os.path.join(self.dir, "cgroup.procs")) as f:
+                pids = [int(x) for x in f.read().split()]
+        except OSError:
+            return
+        self.move(False, pids)
+
+    def remove(self):
+        self.leave()
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            pass
 
 
 def timed_write(cmd, pre=None):
@@ -682,6 +756,8 @@ class Bench:
         # `read_rounds` times, the targets alternating within each round: one
         # cold read varies by up to 2x between runs on this kind of machine.
         samples = {t.name: ([], []) for t in targets}
+        if self.throttle:
+            self.throttle.enter()
         for r in range(1, self.read_rounds + 1):
             for t in targets:
                 drop_caches(self.drop_caches)
@@ -699,6 +775,8 @@ class Bench:
                     samples[t.name][1].append(past)
                 log(f"{wname} read {r} {t.name:12s} today {fmt_rate(today)} "
                     f"day1 {fmt_rate(past)}")
+        if self.throttle:
+            self.throttle.leave()
         reads = {name: (median_read(todays), median_read(pasts))
                  for name, (todays, pasts) in samples.items()}
         if self.read_rounds > 1:
@@ -952,6 +1030,11 @@ def markdown(b, started, load_before):
                  "store / repository / daily copies, after snapfs --settle (compression "
                  "deferred past the dump's end; its time is the settle column, not in MB/s). "
                  "CPU: daemon + writer (or borg/restic), settling included.")
+    if b.read_disk:
+        mbps, _, iops = b.read_disk.partition(":")
+        lines.append(f"Read-back through a disk throttled to {mbps} MB/s"
+                     + (f" and {iops} requests/s" if iops else "")
+                     + f" for every target (cgroup read throttle on {b.throttle.dev}).")
     if "passthrough" in b.targets:
         lines.append("passthrough_ll ran with " + (
             "MALLOC_MMAP_THRESHOLD_=4194304 MALLOC_TOP_PAD_=16777216 and read_ahead_kb 4096, "
@@ -1024,6 +1107,10 @@ def main():
     ap.add_argument("--read-rounds", type=int, default=1, metavar="N",
                     help="read today's tree and day 1 back N times, the targets alternating "
                          "within each round, and report the medians (default 1)")
+    ap.add_argument("--read-disk", default=None, metavar="MBPS[:IOPS]",
+                    help="read back through a disk limited to MBPS MB/s (and IOPS requests/s), "
+                         "for every target (a cgroup read throttle on the disk under --work): "
+                         "e.g. 125:3000, a cloud volume's baseline")
     ap.add_argument("--no-drop-caches", dest="drop_caches", action="store_false")
     ap.add_argument("--keep", action="store_true", help="keep stores and copies")
     ap.add_argument("--untuned-passthrough", dest="tune_passthrough", action="store_false",
@@ -1047,11 +1134,14 @@ def main():
         ap.error("--days must be >= 1")
     if args.read_rounds < 1:
         ap.error("--read-rounds must be >= 1")
+    if args.read_disk and not re.fullmatch(r"[0-9]+(\.[0-9]+)?(:[0-9]+)?", args.read_disk):
+        ap.error("--read-disk takes MBPS or MBPS:IOPS, e.g. 125:3000")
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
     b = Bench(args)
     b.prepare()
+    b.throttle = ReadThrottle(b.work, args.read_disk) if args.read_disk else None
     started = time.time()
     load_before = "%.2f %.2f %.2f" % os.getloadavg()
     log(f"load average {load_before}; work {b.work}; out {b.out}")
