@@ -104,10 +104,17 @@ def proc_status(pid, key):
 
 
 def du(path):
-    """Apparent bytes of everything under path."""
+    """Apparent bytes of everything under path. du fails when a file goes
+    away while it counts (RocksDB compacting in a live store): count again."""
     if not os.path.exists(path):
         return 0
-    return int(run(["du", "-sb", path]).stdout.split()[0])
+    for _ in range(10):
+        p = subprocess.run(["du", "-sb", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+        if p.returncode == 0:
+            return int(p.stdout.split()[0])
+        time.sleep(0.1)
+    raise RuntimeError(f"du -sb {path} failed ({p.returncode}): {p.stderr.strip()}")
 
 
 def tree_bytes(path):

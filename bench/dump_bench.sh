@@ -4,7 +4,7 @@
 #   bench/dump_bench.sh [--size 1G] [--days 7] [--targets plain,passthrough,snapfs,borg,restic]
 #                       [--workloads sql,folder,smallwrites,pgdump] [--out DIR] [--work DIR]
 #                       [--perf] [--rss-check 4G] [--keep] [--no-drop-caches] [--day1-rounds N]
-#                       [--read-rounds N]
+#                       [--read-rounds N] [--read-disk MBPS[:IOPS]]
 #
 # Builds snapfs and the generator (Release, in $SNAPFS_BENCH_BUILD, default
 # /tmp/build-bench), installs borg, restic and gnuplot from Debian if missing
