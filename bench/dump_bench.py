@@ -108,13 +108,13 @@ def du(path):
     away while it counts (RocksDB compacting in a live store): count again."""
     if not os.path.exists(path):
         return 0
-    for _ in range(10):
-        p = subprocess.run(["du", "-sb", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
-        if p.returncode == 0:
-            return int(p.stdout.split()[0])
-        time.sleep(0.1)
-    raise RuntimeError(f"du -sb {path} failed ({p.returncode}): {p.stderr.strip()}")
+    for attempt in range(10):
+        try:
+            return int(run(["du", "-sb", path]).stdout.split()[0])
+        except RuntimeError:
+            if attempt == 9:
+                raise
+            time.sleep(0.1)
 
 
 def tree_bytes(path):
@@ -823,10 +823,7 @@ class Bench:
             ratio = f"  ÷pt {med / pt:.2f}" if pt else ""
             runs = " ".join(f"{x:.1f}" for x in rates[name])
             lines.append(f"  {name:12s} {med:8.1f}{ratio}   runs: {runs}")
-        text = "\n".join(lines) + "\n"
-        print(text)
-        with open(os.path.join(self.out, f"day1-{wname}.txt"), "w") as f:
-            f.write(text)
+        self.report_rounds(f"day1-{wname}.txt", lines)
         shutil.rmtree(w.src, ignore_errors=True)
 
     def write_read_rounds(self, wname, samples, reads):
@@ -841,9 +838,13 @@ class Bench:
                 ratio = f"  ÷pt {rate_of(med) / rate_of(base):.2f}" if base else ""
                 lines.append(f"  {name:12s} {label}  {rate_of(med):8.1f}{ratio}   runs: "
                              + " ".join(f"{rate_of(x):.1f}" for x in runs))
+        self.report_rounds(f"read-{wname}.txt", lines)
+
+    def report_rounds(self, name, lines):
+        """Prints the lines of a rounds report and writes them to `name` in --out."""
         text = "\n".join(lines) + "\n"
         print(text)
-        with open(os.path.join(self.out, f"read-{wname}.txt"), "w") as f:
+        with open(os.path.join(self.out, name), "w") as f:
             f.write(text)
 
     def start_profile(self, t, wname, day):
