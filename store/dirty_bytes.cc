@@ -1,13 +1,48 @@
 #include "store/dirty_bytes.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <cstring>
 
 namespace snapfs::store {
 
-BlockPool::BlockPool(size_t block_size, size_t max_bytes)
-    : block_size_(block_size), max_bytes_(max_bytes) {}
+namespace {
+// The size of a transparent huge page on x86-64 (and arm64 with 4 KiB pages).
+constexpr size_t kHugePage = 2u << 20;
+}  // namespace
+
+void BlockPool::Return::operator()(char* p) const {
+  if (pool != nullptr) pool->Put(p);
+  else delete[] p;
+}
+
+BlockPool::BlockPool(size_t block_size, size_t max_bytes) : block_size_(block_size) {
+  const size_t blocks = max_bytes / block_size;
+  if (blocks == 0) return;
+  const size_t bytes = blocks * block_size;
+  const size_t align = bytes >= kHugePage ? kHugePage : 1;
+  map_bytes_ = bytes + align - 1;
+  // MAP_NORESERVE: only what is touched counts, as with the heap.
+  map_ = ::mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE,
+                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (map_ == MAP_FAILED) {  // No region: every block comes from the heap.
+    map_ = nullptr;
+    return;
+  }
+  const auto at = reinterpret_cast<uintptr_t>(map_);
+  region_ = reinterpret_cast<char*>((at + align - 1) / align * align);
+  region_blocks_ = blocks;
+  // Advice only: without transparent huge pages (or with them "never") the
+  // region is faulted in 4 KiB at a time, as the heap would be.
+  if (align == kHugePage) (void)::madvise(region_, bytes, MADV_HUGEPAGE);
+}
+
+BlockPool::~BlockPool() {
+  if (map_ != nullptr) ::munmap(map_, map_bytes_);
+}
 
 BlockPool& BlockPool::Shared() {
   // 32 MiB: the blocks of a few streams in flight (a stream's writes arrive
@@ -17,21 +52,30 @@ BlockPool& BlockPool::Shared() {
   return *pool;
 }
 
-std::unique_ptr<char[]> BlockPool::Take() {
+BlockPool::Buffer BlockPool::Unpooled(size_t bytes) { return Buffer(new char[bytes], Return{}); }
+
+BlockPool::Buffer BlockPool::Take() {
   {
     std::lock_guard lock(mu_);
     if (!free_.empty()) {
-      std::unique_ptr<char[]> buf = std::move(free_.back());
+      char* p = free_.back();
       free_.pop_back();
-      return buf;
+      return Buffer(p, Return{this});
+    }
+    if (region_taken_ < region_blocks_) {
+      return Buffer(region_ + region_taken_++ * block_size_, Return{this});
     }
   }
-  return std::make_unique_for_overwrite<char[]>(block_size_);
+  return Buffer(new char[block_size_], Return{this});  // Beyond the region.
 }
 
-void BlockPool::Give(std::unique_ptr<char[]> buf) {
+void BlockPool::Put(char* p) {
+  if (!InRegion(p)) {
+    delete[] p;
+    return;
+  }
   std::lock_guard lock(mu_);
-  if ((free_.size() + 1) * block_size_ <= max_bytes_) free_.push_back(std::move(buf));
+  free_.push_back(p);
 }
 
 size_t BlockPool::kept_bytes() const {
@@ -51,8 +95,7 @@ DirtyBytes::~DirtyBytes() {
 void DirtyBytes::Release(Block& b) {
   if (!b.buf) return;
   memory_ -= b.cap;
-  if (pool_ != nullptr && b.cap == block_size_) pool_->Give(std::move(b.buf));
-  b.buf.reset();
+  b.buf.reset();  // A pool's block goes back to it.
   b.cap = 0;
 }
 
@@ -77,11 +120,8 @@ void DirtyBytes::Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi) {
     auto prev = std::prev(it);
     whole = prev->first + 1 == it->first && prev->second.filled.back().second == bs;
   }
-  std::unique_ptr<char[]> buf;
   uint32_t base = 0, cap = bs;
-  if (whole) {
-    buf = pool_ != nullptr ? pool_->Take() : std::make_unique_for_overwrite<char[]>(bs);
-  } else {
+  if (!whole) {
     // Partial buffers start and end on granules and at least double, so
     // growing one copies each byte at most about once on average.
     const uint32_t granule = std::min<uint32_t>(4096, bs / 16);
@@ -89,8 +129,8 @@ void DirtyBytes::Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi) {
     const uint32_t last = (want_hi + granule - 1) / granule * granule;
     cap = std::min(bs, std::max(last - first, 2 * b.cap));
     base = std::min(first, bs - cap);
-    buf = std::make_unique_for_overwrite<char[]>(cap);
   }
+  BlockPool::Buffer buf = cap == bs && pool_ != nullptr ? pool_->Take() : BlockPool::Unpooled(cap);
   for (const auto& r : b.filled)
     std::memcpy(buf.get() + (r.first - base), b.buf.get() + (r.first - b.base), r.second - r.first);
   Release(b);

@@ -26,33 +26,56 @@
 
 namespace snapfs::store {
 
-// Whole-block buffers kept for reuse instead of being freed. The daemon maps
-// allocations of 256 KiB and more (tools/daemon.cc), so a fresh 1 MiB buffer
-// costs a page fault per 4 KiB; a streaming write recycles a handful of
-// blocks instead. Thread-safe.
+// Whole-block buffers kept for reuse instead of being freed. A fresh page
+// costs a page fault on first touch, and in a virtual machine a fault is dear
+// (about 16 us per 4 KiB page on the machine of docs/performance.md, so 4 ms
+// per MiB). The pool's blocks therefore come from one region of `max_bytes`,
+// reserved once, aligned to 2 MiB and advised for transparent huge pages:
+// touching a fresh 2 MiB then costs one fault instead of 512. A streaming
+// write recycles the region's blocks; blocks wanted beyond it come from the
+// heap and are freed when returned. Thread-safe.
 class BlockPool {
  public:
-  // Keeps buffers of `block_size` bytes, at most `max_bytes` in all.
+  // Returns a buffer to the pool it came from (or frees it) when dropped.
+  struct Return {
+    BlockPool* pool = nullptr;  // Null: a plain heap buffer.
+    void operator()(char* p) const;
+  };
+  using Buffer = std::unique_ptr<char[], Return>;
+
+  // Keeps buffers of `block_size` bytes, at most `max_bytes` in all. Nothing
+  // is touched until a block is taken.
   BlockPool(size_t block_size, size_t max_bytes);
+  ~BlockPool();  // Every buffer taken must have been dropped already.
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
   // The pool of 1 MiB blocks, 32 MiB at most, that FileContent uses.
   static BlockPool& Shared();
+  // A heap buffer of `bytes` bytes (contents unspecified), freed when dropped.
+  static Buffer Unpooled(size_t bytes);
 
   size_t block_size() const { return block_size_; }
-  // A buffer of block_size() bytes (contents unspecified).
-  std::unique_ptr<char[]> Take();
-  // Keeps `buf` (of block_size() bytes) if there is room, else frees it.
-  void Give(std::unique_ptr<char[]> buf);
-  // Bytes kept now.
+  // A buffer of block_size() bytes (contents unspecified); back to the pool
+  // when dropped.
+  Buffer Take();
+  // Bytes of the blocks given back and kept for reuse now.
   size_t kept_bytes() const;
 
  private:
+  void Put(char* p);
+  bool InRegion(const char* p) const {
+    return p >= region_ && p < region_ + region_blocks_ * block_size_;
+  }
+
   const size_t block_size_;
-  const size_t max_bytes_;
+  void* map_ = nullptr;  // The mapping the region was cut from (munmapped by ~BlockPool).
+  size_t map_bytes_ = 0;
+  char* region_ = nullptr;
+  size_t region_blocks_ = 0;
   mutable std::mutex mu_;
-  std::vector<std::unique_ptr<char[]>> free_;
+  size_t region_taken_ = 0;  // mu_: region blocks handed out at least once.
+  std::vector<char*> free_;  // mu_: region blocks given back.
 };
 
 class DirtyBytes {
@@ -100,7 +123,7 @@ class DirtyBytes {
 
  private:
   struct Block {
-    std::unique_ptr<char[]> buf;  // Covers the block's bytes [base, base + cap).
+    BlockPool::Buffer buf;  // Covers the block's bytes [base, base + cap).
     uint32_t base = 0;
     uint32_t cap = 0;
     // Filled [lo, hi) within the block: sorted, disjoint, non-adjacent.

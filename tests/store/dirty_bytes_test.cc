@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/store/test_util.h"
@@ -187,6 +192,52 @@ TEST(DirtyBytesTest, ErasedWholeBlocksGoBackToThePoolAndAreReused) {
     EXPECT_EQ(pool.kept_bytes(), 0u);
   }
   EXPECT_EQ(pool.kept_bytes(), 2 * bs);  // Bounded: the rest were freed.
+}
+
+// The line of /proc/self/smaps starting with `field` for the mapping that
+// holds `p`, or "" if there is none.
+std::string SmapsField(const void* p, std::string_view field) {
+  std::ifstream in("/proc/self/smaps");
+  const auto at = reinterpret_cast<uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(in, line);) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2 &&
+        line.find(':') > line.find(' ')) {  // A mapping's header, not a "Field:" line.
+      inside = lo <= at && at < hi;
+    } else if (inside && line.starts_with(field)) {
+      return line;
+    }
+  }
+  return "";
+}
+
+TEST(BlockPoolTest, BlocksComeFromOneRegionAlignedAndAdvisedForHugePages) {
+  const size_t bs = 1 << 20;
+  BlockPool pool(bs, 8 * bs);
+  BlockPool::Buffer a = pool.Take(), b = pool.Take(), c = pool.Take();
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a.get()) % (2 * bs), 0u);
+  EXPECT_EQ(b.get(), a.get() + bs);
+  EXPECT_EQ(c.get(), a.get() + 2 * bs);
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(thp, mode);
+  if (mode.empty() || mode.find("[never]") != std::string::npos) {
+    GTEST_SKIP() << "transparent huge pages are off here: the advice is moot";
+  }
+  EXPECT_EQ(SmapsField(a.get(), "THPeligible:").back(), '1');
+}
+
+TEST(BlockPoolTest, BlocksBeyondTheRegionAreFreedAndRegionBlocksKept) {
+  const size_t bs = 4096;
+  BlockPool pool(bs, 2 * bs);
+  std::vector<BlockPool::Buffer> taken;
+  for (int i = 0; i < 5; ++i) taken.push_back(pool.Take());
+  std::memset(taken[4].get(), 7, bs);  // A heap block is whole and writable.
+  taken.clear();
+  EXPECT_EQ(pool.kept_bytes(), 2 * bs);
+  const BlockPool::Buffer again = pool.Take();
+  EXPECT_EQ(pool.kept_bytes(), bs);
 }
 
 TEST(DirtyBytesTest, SmallScatteredWritesHoldLittleMemory) {
