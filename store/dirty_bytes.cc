@@ -45,10 +45,12 @@ BlockPool::~BlockPool() {
 }
 
 BlockPool& BlockPool::Shared() {
-  // 32 MiB: the blocks of a few streams in flight (a stream's writes arrive
-  // up to ~15 MiB out of order, each of its blocks is freed once chunked).
+  // 64 MiB: the blocks of a few streams in flight (a stream's writes arrive
+  // up to ~15 MiB out of order, each of its blocks is freed once chunked,
+  // and a day-1 copy has 32-48 MiB of blocks live at its peaks while the
+  // chunk queue is full). Blocks beyond it are faulted in 4 KiB at a time.
   // Never destroyed: a FileContent may outlive static destruction.
-  static BlockPool* const pool = new BlockPool(DirtyBytes::kDefaultBlockSize, 32u << 20);
+  static BlockPool* const pool = new BlockPool(DirtyBytes::kDefaultBlockSize, 64u << 20);
   return *pool;
 }
 

@@ -50,7 +50,7 @@ class BlockPool {
   BlockPool(const BlockPool&) = delete;
   BlockPool& operator=(const BlockPool&) = delete;
 
-  // The pool of 1 MiB blocks, 32 MiB at most, that FileContent uses.
+  // The pool of 1 MiB blocks, 64 MiB at most, that FileContent uses.
   static BlockPool& Shared();
   // A heap buffer of `bytes` bytes (contents unspecified), freed when dropped.
   static Buffer Unpooled(size_t bytes);
