@@ -22,6 +22,7 @@ void BlockPool::Return::operator()(char* p) const {
 BlockPool::BlockPool(size_t block_size, size_t max_bytes) : block_size_(block_size) {
   const size_t blocks = max_bytes / block_size;
   if (blocks == 0) return;
+  free_.reserve(blocks);  // Put runs in a deleter: it must not throw.
   const size_t bytes = blocks * block_size;
   const size_t align = bytes >= kHugePage ? kHugePage : 1;
   map_bytes_ = bytes + align - 1;

@@ -65,7 +65,8 @@ class BlockPool {
  private:
   void Put(char* p);
   bool InRegion(const char* p) const {
-    return p >= region_ && p < region_ + region_blocks_ * block_size_;
+    const auto at = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(region_);
+    return at >= lo && at - lo < region_blocks_ * block_size_;
   }
 
   const size_t block_size_;
@@ -75,7 +76,7 @@ class BlockPool {
   size_t region_blocks_ = 0;
   mutable std::mutex mu_;
   size_t region_taken_ = 0;  // mu_: region blocks handed out at least once.
-  std::vector<char*> free_;  // mu_: region blocks given back.
+  std::vector<char*> free_;  // mu_: region blocks given back (capacity for all: Put never allocates).
 };
 
 class DirtyBytes {
