@@ -69,14 +69,10 @@ BlockPool::Buffer BlockPool::Take() {
       return Buffer(region_ + region_taken_++ * block_size_, Return{this});
     }
   }
-  return Buffer(new char[block_size_], Return{this});  // Beyond the region.
+  return Unpooled(block_size_);  // Beyond the region: freed when dropped.
 }
 
 void BlockPool::Put(char* p) {
-  if (!InRegion(p)) {
-    delete[] p;
-    return;
-  }
   std::lock_guard lock(mu_);
   free_.push_back(p);
 }

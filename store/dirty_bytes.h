@@ -63,11 +63,7 @@ class BlockPool {
   size_t kept_bytes() const;
 
  private:
-  void Put(char* p);
-  bool InRegion(const char* p) const {
-    const auto at = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(region_);
-    return at >= lo && at - lo < region_blocks_ * block_size_;
-  }
+  void Put(char* p);  // `p` is a region block: only those carry this pool in their Return.
 
   const size_t block_size_;
   void* map_ = nullptr;  // The mapping the region was cut from (munmapped by ~BlockPool).

@@ -225,7 +225,9 @@ TEST(BlockPoolTest, BlocksComeFromOneRegionAlignedAndAdvisedForHugePages) {
   if (mode.empty() || mode.find("[never]") != std::string::npos) {
     GTEST_SKIP() << "transparent huge pages are off here: the advice is moot";
   }
-  EXPECT_EQ(SmapsField(a.get(), "THPeligible:").back(), '1');
+  const std::string eligible = SmapsField(a.get(), "THPeligible:");
+  ASSERT_FALSE(eligible.empty()) << "no THPeligible line for the region in /proc/self/smaps";
+  EXPECT_EQ(eligible.back(), '1');
 }
 
 TEST(BlockPoolTest, BlocksBeyondTheRegionAreFreedAndRegionBlocksKept) {
