@@ -6,9 +6,12 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
+
+#include "store/dirty_bytes.h"
 
 namespace snapfs::store {
 namespace {
@@ -79,7 +82,7 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, std::string_vie
   }
   // New: only now are the bytes copied (most chunks of a dump written again
   // are stored already), and outside mu_.
-  auto bytes = std::make_shared<const std::string>(raw);
+  Raw bytes = Copy(raw);
   std::unique_lock lock(mu_);
   ProtectLocked(id, hold, std::nullopt);
   done_cv_.wait(lock, [&] {
@@ -109,7 +112,40 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, std::string_vie
 
 namespace {
 constexpr std::chrono::milliseconds kArrivalBucket{100};
+constexpr size_t kCopyAlign = 64;  // Each copy starts on a cache line.
+
+// The blocks queued chunks are copied into: 80 MiB, the queue's default
+// bound (ChunkStoreOptions::max_queued_bytes) and room for blocks that a
+// few chunks not yet stored keep. Never destroyed: a copy may outlive
+// static destruction.
+BlockPool& CopyPool() {
+  static BlockPool* const pool = new BlockPool(1u << 20, 80u << 20);
+  return *pool;
+}
 }  // namespace
+
+ChunkStore::Raw ChunkStore::Copy(std::string_view raw) {
+  BlockPool& pool = CopyPool();
+  std::shared_ptr<char> block;
+  char* at;
+  if (raw.size() > pool.block_size()) {
+    BlockPool::Buffer heap = BlockPool::Unpooled(raw.size());
+    at = heap.get();
+    block = std::shared_ptr<char>(heap.release(), heap.get_deleter());
+  } else {
+    std::lock_guard lock(copy_mu_);
+    if (!copy_block_ || copy_used_ + raw.size() > pool.block_size()) {
+      BlockPool::Buffer fresh = pool.Take();
+      copy_block_ = std::shared_ptr<char>(fresh.release(), fresh.get_deleter());
+      copy_used_ = 0;
+    }
+    block = copy_block_;
+    at = block.get() + copy_used_;
+    copy_used_ += (raw.size() + kCopyAlign - 1) / kCopyAlign * kCopyAlign;
+  }
+  std::memcpy(at, raw.data(), raw.size());
+  return Raw{std::shared_ptr<const char>(std::move(block), at), raw.size()};
+}
 
 void ChunkStore::CountArrivalLocked(size_t bytes) {
   const auto now = std::chrono::steady_clock::now();
@@ -285,11 +321,11 @@ std::optional<ChunkId> ChunkStore::ChooseBase(const ChunkId& id, const PendingPt
   return base;
 }
 
-Status ChunkStore::Store(const ChunkId& id, const PendingPtr& p, const ChunkBytes& raw,
+Status ChunkStore::Store(const ChunkId& id, const PendingPtr& p, std::string_view raw,
                          bool defer, ChunkLocation* loc) {
   if (defer) {
     // Writes outrun compression: keep up now, compress when idle (Settle).
-    SNAPFS_ASSIGN_OR_RETURN(*loc, AppendEncoded(id, Codec::kRaw, raw->size(), *raw, std::nullopt));
+    SNAPFS_ASSIGN_OR_RETURN(*loc, AppendEncoded(id, Codec::kRaw, raw.size(), raw, std::nullopt));
     counters_.chunks_deferred++;
     return Status::Ok();
   }
@@ -299,7 +335,7 @@ Status ChunkStore::Store(const ChunkId& id, const PendingPtr& p, const ChunkByte
   if (p->hint) base = ChooseBase(id, p, &base_bytes, &aged);
   Codec codec;
   std::string encoded;
-  Status st = EncodeChunk(*raw, options_.zstd_level,
+  Status st = EncodeChunk(raw, options_.zstd_level,
                           base_bytes ? std::string_view(*base_bytes) : std::string_view(),
                           aged ? kAgedDeltaShare : 1.0, &codec, &encoded);
   if (st.ok() && base && codec != Codec::kZstdDelta) {
@@ -308,7 +344,7 @@ Status ChunkStore::Store(const ChunkId& id, const PendingPtr& p, const ChunkByte
     base.reset();
   }
   SNAPFS_RETURN_IF_ERROR(st);
-  SNAPFS_ASSIGN_OR_RETURN(*loc, AppendEncoded(id, codec, raw->size(), encoded, base));
+  SNAPFS_ASSIGN_OR_RETURN(*loc, AppendEncoded(id, codec, raw.size(), encoded, base));
   return Status::Ok();
 }
 
@@ -333,18 +369,18 @@ void ChunkStore::WorkerLoop() {
     if (queue_.empty()) return;  // Stopping and drained.
     auto [id, p] = std::move(queue_.front());
     queue_.pop_front();
-    ChunkBytes raw = p->raw;
+    const Raw raw = p->raw;  // Kept while p->raw may be dropped.
     const bool defer = queued_bytes_ > options_.defer_above || ArrivingFastLocked();
     lock.unlock();
     ChunkLocation loc;
-    Status st = Store(id, p, raw, defer, &loc);
+    Status st = Store(id, p, raw.view(), defer, &loc);
     lock.lock();
-    queued_bytes_ -= raw->size();
+    queued_bytes_ -= raw.size;
     p->busy = false;
     if (st.ok()) {
       p->loc = loc;
       p->deferred = defer;
-      p->raw.reset();
+      p->raw = Raw();
       p->error = Status::Ok();
     } else {
       p->error = st;
@@ -363,10 +399,10 @@ Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_byt
     if (!p->loc) {
       // The worker's append failed: try once more now, in this thread.
       p->busy = true;
-      ChunkBytes raw = p->raw;
+      const Raw raw = p->raw;
       lock.unlock();
       ChunkLocation loc;
-      Status st = Store(id, p, raw, /*defer=*/false, &loc);  // Compressed: smallest on a full disk.
+      Status st = Store(id, p, raw.view(), /*defer=*/false, &loc);  // Compressed: smallest on a full disk.
       lock.lock();
       p->busy = false;
       done_cv_.notify_all();
@@ -376,7 +412,7 @@ Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_byt
       }
       p->loc = loc;
       p->deferred = false;
-      p->raw.reset();
+      p->raw = Raw();
     }
     if (stored_bytes) *stored_bytes += p->loc->stored_len;
   }
@@ -475,14 +511,17 @@ Result<ChunkBytes> ChunkStore::Get(const ChunkId& id) { return Fetch(id, nullptr
 Result<ChunkBytes> ChunkStore::Fetch(const ChunkId& id, const ChunkId* base_of) {
   if (ChunkBytes hit = CacheLookup(id)) return hit;
   std::optional<ChunkLocation> loc;
+  Raw queued;
   {
     std::lock_guard lock(mu_);
     auto it = pending_.find(id);
     if (it != pending_.end()) {
-      if (it->second->raw) return it->second->raw;
+      queued = it->second->raw;
       loc = it->second->loc;
     }
   }
+  // Not cached: it is in memory only until stored, soon.
+  if (queued.data) return std::make_shared<const std::string>(queued.view());
   if (!loc) {
     SNAPFS_ASSIGN_OR_RETURN(loc, Locate(id));
     if (!loc) {

@@ -33,6 +33,7 @@
 #include <shared_mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -215,8 +216,14 @@ class ChunkStore {
   void SetCatchUp(std::function<Status()> fn) { catch_up_ = std::move(fn); }
 
  private:
+  // A queued chunk's bytes: a copy (Copy()).
+  struct Raw {
+    std::shared_ptr<const char> data;  // Keeps the block the copy is in.
+    size_t size = 0;
+    std::string_view view() const { return {data.get(), size}; }
+  };
   struct Pending {
-    ChunkBytes raw;          // Dropped once stored.
+    Raw raw;                 // Dropped once stored.
     std::optional<ChunkId> hint;  // Put()'s base hint; immutable.
     std::optional<ChunkId> base;  // mu_: the base chosen (counted in base_refs_).
     std::optional<ChunkLocation> loc;
@@ -233,8 +240,14 @@ class ChunkStore {
   void WorkerLoop();
   // Compresses and appends; returns the outcome. Called without mu_ held.
   // With `defer`, appends the raw bytes uncompressed instead.
-  Status Store(const ChunkId& id, const PendingPtr& p, const ChunkBytes& raw, bool defer,
+  Status Store(const ChunkId& id, const PendingPtr& p, std::string_view raw, bool defer,
                ChunkLocation* loc);
+  // A copy of `raw`, packed after the copies before it into 1 MiB blocks of
+  // a BlockPool (dirty_bytes.h): their pages are faulted in once, in huge
+  // pages, and recycled, where a heap copy of each chunk costs fresh 4 KiB
+  // faults (docs/performance.md, session 10). A block goes back to the pool
+  // when the last chunk copied into it is stored and dropped.
+  Raw Copy(std::string_view raw);
   // The chunk a chunk put with base hint `hint` is compressed against: the
   // hint, or the hint's base if the hint is a delta (depth one). Only a
   // chunk stored as one plain zstd frame (codec 1) serves: a codec-0 chunk
@@ -270,6 +283,9 @@ class ChunkStore {
   std::mutex mu_;
   std::condition_variable queue_cv_;   // Workers wait for work.
   std::condition_variable done_cv_;    // Waiters and blocked Put()s.
+  std::mutex copy_mu_;                 // Copy()'s block being filled:
+  std::shared_ptr<char> copy_block_;   // copy_mu_
+  size_t copy_used_ = 0;               // copy_mu_: bytes of it handed out.
   std::unordered_map<ChunkId, PendingPtr, ChunkIdHash> pending_;
   std::deque<std::pair<ChunkId, PendingPtr>> queue_;
   size_t queued_bytes_ = 0;

@@ -78,6 +78,35 @@ TEST_F(ChunkStoreTest, PutKeepsItsOwnCopyOfANewChunk) {
   EXPECT_EQ(*stored, bytes_);
 }
 
+// Queued chunks are copied one after another into shared 1 MiB blocks (a
+// chunk larger than a block gets its own buffer): no copy may overlap
+// another or outlive its block while the chunk is still queued.
+TEST_F(ChunkStoreTest, QueuedCopiesOfManySizesEachReadBackExact) {
+  std::vector<std::string> originals;
+  std::vector<ChunkId> ids;
+  std::string buffer;
+  for (size_t i = 0; i < 48; ++i) {
+    const size_t size = i == 20 ? (3u << 20) + 7 : 1 + (i * 48611) % 262144;
+    originals.push_back(SeededBytes(size, 100 + i));
+    buffer = originals.back();
+    ids.push_back(IdOf(buffer));
+    ASSERT_OK_AND_ASSIGN(ChunkStore::PutResult put, chunks().Put(ids.back(), buffer));
+    EXPECT_EQ(put, ChunkStore::PutResult::kQueued);
+    buffer.assign(buffer.size(), 'x');  // The caller's memory moves on.
+  }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(ChunkBytes got, chunks().Get(ids[i]));
+    EXPECT_EQ(*got, originals[i]) << "chunk " << i;
+  }
+  ASSERT_OK(chunks().WaitStored(ids, nullptr));
+  for (const std::string& bytes : originals) ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes));
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(ChunkBytes got, chunks().Get(ids[i]));
+    EXPECT_EQ(*got, originals[i]) << "chunk " << i;
+  }
+}
+
 TEST_F(ChunkStoreTest, GetAfterCommitAndReopenReadsThePack) {
   ASSERT_NO_FATAL_FAILURE(CommitFileOf(bytes_));
   ASSERT_NO_FATAL_FAILURE(Reopen());
