@@ -1,5 +1,6 @@
 #include "store/dirty_bytes.h"
 
+#include <sanitizer/asan_interface.h>  // No-ops unless built with AddressSanitizer.
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -39,10 +40,15 @@ BlockPool::BlockPool(size_t block_size, size_t max_bytes) : block_size_(block_si
   // Advice only: without transparent huge pages (or with them "never") the
   // region is faulted in 4 KiB at a time, as the heap would be.
   if (align == kHugePage) (void)::madvise(region_, bytes, MADV_HUGEPAGE);
+  // Under AddressSanitizer a block is addressable only while taken, as a
+  // heap buffer would be.
+  ASAN_POISON_MEMORY_REGION(region_, bytes);
 }
 
 BlockPool::~BlockPool() {
-  if (map_ != nullptr) ::munmap(map_, map_bytes_);
+  if (map_ == nullptr) return;
+  ASAN_UNPOISON_MEMORY_REGION(region_, region_blocks_ * block_size_);
+  ::munmap(map_, map_bytes_);
 }
 
 BlockPool& BlockPool::Shared() {
@@ -58,21 +64,23 @@ BlockPool& BlockPool::Shared() {
 BlockPool::Buffer BlockPool::Unpooled(size_t bytes) { return Buffer(new char[bytes], Return{}); }
 
 BlockPool::Buffer BlockPool::Take() {
+  char* p = nullptr;
   {
     std::lock_guard lock(mu_);
     if (!free_.empty()) {
-      char* p = free_.back();
+      p = free_.back();
       free_.pop_back();
-      return Buffer(p, Return{this});
-    }
-    if (region_taken_ < region_blocks_) {
-      return Buffer(region_ + region_taken_++ * block_size_, Return{this});
+    } else if (region_taken_ < region_blocks_) {
+      p = region_ + region_taken_++ * block_size_;
     }
   }
-  return Unpooled(block_size_);  // Beyond the region: freed when dropped.
+  if (p == nullptr) return Unpooled(block_size_);  // Beyond the region: freed when dropped.
+  ASAN_UNPOISON_MEMORY_REGION(p, block_size_);
+  return Buffer(p, Return{this});
 }
 
 void BlockPool::Put(char* p) {
+  ASAN_POISON_MEMORY_REGION(p, block_size_);
   std::lock_guard lock(mu_);
   free_.push_back(p);
 }
