@@ -48,6 +48,32 @@ constexpr int kNormalization = 2;
 
 constexpr uint64_t TopBitsMask(int bits) { return bits <= 0 ? 0 : ~uint64_t{0} << (64 - bits); }
 
+// Rolls the Gear hash over data[from, to): returns the position after the
+// first byte where (hash & mask) == 0, or 0 if there is none (a cut is never
+// at 0). Unrolled four times by hand: the loop's own increment and compare
+// then cost a quarter as much per byte, and the chunker, which runs on every
+// byte written, gets about a third faster (docs/performance.md, session 10).
+inline size_t Scan(const uint8_t* data, size_t from, size_t to, uint64_t mask, uint64_t* state) {
+  uint64_t hash = *state;
+  size_t i = from;
+  for (; i + 4 <= to; i += 4) {
+    hash = (hash << 1) + kGear[data[i]];
+    if ((hash & mask) == 0) return i + 1;
+    hash = (hash << 1) + kGear[data[i + 1]];
+    if ((hash & mask) == 0) return i + 2;
+    hash = (hash << 1) + kGear[data[i + 2]];
+    if ((hash & mask) == 0) return i + 3;
+    hash = (hash << 1) + kGear[data[i + 3]];
+    if ((hash & mask) == 0) return i + 4;
+  }
+  for (; i < to; ++i) {
+    hash = (hash << 1) + kGear[data[i]];
+    if ((hash & mask) == 0) return i + 1;
+  }
+  *state = hash;
+  return 0;
+}
+
 }  // namespace
 
 Status Chunker::Validate(const ChunkerParams& params) {
@@ -89,15 +115,8 @@ size_t Chunker::FindCut(const uint8_t* data, size_t len, bool at_end) const {
   const size_t limit = std::min(len, max_size);
   const size_t normal = std::min<size_t>(params_.avg_size, limit);
   uint64_t hash = 0;
-  size_t i = min_size;
-  for (; i < normal; ++i) {
-    hash = (hash << 1) + kGear[data[i]];
-    if ((hash & mask_small_) == 0) return i + 1;
-  }
-  for (; i < limit; ++i) {
-    hash = (hash << 1) + kGear[data[i]];
-    if ((hash & mask_large_) == 0) return i + 1;
-  }
+  if (const size_t cut = Scan(data, min_size, normal, mask_small_, &hash)) return cut;
+  if (const size_t cut = Scan(data, normal, limit, mask_large_, &hash)) return cut;
   if (limit == max_size) return max_size;
   return at_end ? len : 0;
 }

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -191,6 +192,27 @@ TEST(ChunkerTest, SmallParamsKeepBounds) {
   const double mean = double(data.size()) / double(lengths.size());
   EXPECT_GT(mean, 128);
   EXPECT_LT(mean, 512);
+}
+
+// Every cut of a stream with many small chunks (so each of the unrolled
+// scan's four positions, its tail and both masks cut many times), folded into
+// one number: the same cuts as the byte-at-a-time loop the format was
+// defined with (the value was computed with it, at commit 6c39807).
+TEST(ChunkerTest, GoldenCutPointsWithSmallParams) {
+  const Chunker chunker(ChunkerParams{.min_size = 64, .avg_size = 256, .max_size = 1024});
+  const Bytes data = SeededBytes(kMiB, kSeed + 7);
+  uint64_t fold = 0;
+  size_t count = 0, end = 0;
+  std::array<size_t, 4> by_residue{};
+  for (size_t n : ChunkLengths(chunker, data)) {
+    end += n;
+    fold = fold * 1000003 + end;
+    ++count;
+    ++by_residue[n % 4];
+  }
+  EXPECT_EQ(count, 3600u);
+  EXPECT_EQ(fold, 4666733766405797680u);
+  for (size_t r : by_residue) EXPECT_GT(r, count / 8);  // Every position of the unrolled loop cut.
 }
 
 TEST(ChunkerTest, ValidateAcceptsDefaults) {
