@@ -52,7 +52,7 @@ constexpr uint64_t TopBitsMask(int bits) { return bits <= 0 ? 0 : ~uint64_t{0} <
 // first byte where (hash & mask) == 0, or 0 if there is none (a cut is never
 // at 0). Unrolled four times by hand: the loop's own increment and compare
 // then cost a quarter as much per byte, and the chunker, which runs on every
-// byte written, gets about a third faster (docs/performance.md, session 10).
+// byte written, gets about a fifth faster (docs/performance.md, session 10).
 inline size_t Scan(const uint8_t* data, size_t from, size_t to, uint64_t mask, uint64_t* state) {
   uint64_t hash = *state;
   size_t i = from;
