@@ -126,25 +126,27 @@ BlockPool& CopyPool() {
 
 ChunkStore::Raw ChunkStore::Copy(std::string_view raw) {
   BlockPool& pool = CopyPool();
+  // A block is shared by the copies in it; the last one gives it back.
+  auto share = [](BlockPool::Buffer b) {
+    return std::shared_ptr<char>(b.release(), b.get_deleter());
+  };
   std::shared_ptr<char> block;
-  char* at;
+  size_t at = 0;
   if (raw.size() > pool.block_size()) {
-    BlockPool::Buffer heap = BlockPool::Unpooled(raw.size());
-    at = heap.get();
-    block = std::shared_ptr<char>(heap.release(), heap.get_deleter());
+    block = share(BlockPool::Unpooled(raw.size()));
   } else {
     std::lock_guard lock(copy_mu_);
     if (!copy_block_ || copy_used_ + raw.size() > pool.block_size()) {
-      BlockPool::Buffer fresh = pool.Take();
-      copy_block_ = std::shared_ptr<char>(fresh.release(), fresh.get_deleter());
+      copy_block_ = share(pool.Take());
       copy_used_ = 0;
     }
     block = copy_block_;
-    at = block.get() + copy_used_;
+    at = copy_used_;
     copy_used_ += (raw.size() + kCopyAlign - 1) / kCopyAlign * kCopyAlign;
   }
-  std::memcpy(at, raw.data(), raw.size());
-  return Raw{std::shared_ptr<const char>(std::move(block), at), raw.size()};
+  char* const dest = block.get() + at;
+  std::memcpy(dest, raw.data(), raw.size());
+  return Raw{std::shared_ptr<const char>(std::move(block), dest), raw.size()};
 }
 
 void ChunkStore::CountArrivalLocked(size_t bytes) {
