@@ -24,9 +24,12 @@ constexpr uint32_t kPackVersion = 1;
 constexpr uint32_t kRecordMagic = 0x534E4348;  // "SNCH"
 constexpr size_t kHashedHeader = 29;
 // PackWriter starts the disk writes of a pack's bytes in steps of this many
-// (sync_file_range, without waiting), so a Sync() after a long dump finds
-// most of them on disk instead of writing them all then, pack after pack.
-constexpr uint64_t kWritebackStep = 8ull << 20;
+// (sync_file_range, without waiting), so a Sync() finds most of them on disk
+// instead of writing them all then: after a long dump, pack after pack; after
+// each file of a folder dump fsynced one by one, the file's first MiBs. With
+// 8 MiB steps, the fsync of a folder dump's 201 files (most under 1 MiB) spent
+// twice as long in the packs' fdatasync (docs/performance.md, session 11).
+constexpr uint64_t kWritebackStep = 1ull << 20;
 
 void PutU32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
