@@ -28,9 +28,9 @@ constexpr size_t kHashedHeader = 29;
 // or on their way instead of writing them all then: at the end of a long
 // dump, pack after pack; at each fsync of a folder dump's files, one after
 // the other, all but the last step's bytes. Folder dump day 1 with these
-// steps against 8 MiB ones: 0.72-0.81x of passthrough_ll
-// against 0.61-0.68x, with the SQL dump as before (docs/performance.md,
-// session 11); 1 MiB steps cost the SQL dump a little more.
+// steps: 0.72-0.81x of passthrough_ll, against 0.61-0.68x with 8 MiB ones,
+// the SQL dump as before (docs/performance.md, session 11); 1 MiB steps
+// cost the SQL dump a little more.
 constexpr uint64_t kWritebackStep = 2ull << 20;
 
 void PutU32(uint8_t* p, uint32_t v) {
