@@ -421,7 +421,8 @@ Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_byt
   return Status::Ok();
 }
 
-Status ChunkStore::AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteBatch* batch) {
+Status ChunkStore::AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteBatch* batch,
+                                   bool sync_packs) {
   bool any = false;
   {
     std::lock_guard lock(mu_);
@@ -434,7 +435,7 @@ Status ChunkStore::AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteB
       any = true;
     }
   }
-  if (any) return writer_->Sync();
+  if (any && sync_packs) return writer_->Sync();
   return Status::Ok();
 }
 

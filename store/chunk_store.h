@@ -128,7 +128,10 @@ class ChunkStore {
   // Adds an index entry to `batch` for each of `ids` still awaiting one. If
   // there is any, syncs the packs first, so the entry can never outlive the
   // bytes it names (see the header comment). Call WaitStored first.
-  Status AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteBatch* batch);
+  // With `sync_packs` false the caller syncs the packs itself before the
+  // batch is written (a synced commit: docs/design.md, "Durability and crashes").
+  Status AddIndexEntries(std::span<const ChunkId> ids, rocksdb::WriteBatch* batch,
+                         bool sync_packs = true);
   // Call after the batch from AddIndexEntries committed.
   void MarkIndexed(std::span<const ChunkId> ids);
   // Those of `ids` (not yet marked indexed) that a worker stored uncompressed
@@ -179,6 +182,11 @@ class ChunkStore {
   Result<std::optional<ChunkLocation>> Locate(const ChunkId& id);
 
   Status SyncPacks();
+  // PackWriter::AppendCommit and current_pack (read-write stores).
+  Status AppendCommit(uint64_t g, std::string_view batch) {
+    return writer_ ? writer_->AppendCommit(g, batch) : Status::ReadOnly("read-only");
+  }
+  uint32_t current_pack() { return writer_ ? writer_->current_pack() : 0; }
   // PackWriter::Rollover (read-write stores).
   Status RollPack() { return writer_ ? writer_->Rollover() : Status::ReadOnly("read-only"); }
   const ChunkCounters& counters() const { return counters_; }

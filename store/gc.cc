@@ -341,6 +341,9 @@ Result<GcStats> Store::CollectGarbage(const GcOptions& options) {
   GcStats stats;
   const std::string packs_dir = path_ + "/packs";
   SNAPFS_ASSIGN_OR_RETURN(stats.pack_bytes_before, PacksSize(packs_dir));
+  // The packs before the replay point hold no commit record the log lacks:
+  // move it up to the pack being appended to, so GC may remove all before.
+  SNAPFS_RETURN_IF_ERROR(AdvanceReplay());
 
   // The fence goes up and the snapshot is taken while lookups wait: every
   // commit after the snapshot references only chunks that were held or
@@ -416,11 +419,12 @@ Result<GcStats> Store::CollectGarbage(const GcOptions& options) {
   Step("gc-swept");
 
   // Packs: remove those with nothing live; rewrite those mostly dead. Packs
-  // from first_unsafe on may hold chunks not yet indexed: never touched.
+  // from first_unsafe on may hold chunks not yet indexed, and from the
+  // replay point on commits the log may lose: never touched.
   SNAPFS_ASSIGN_OR_RETURN(auto packs, ListPacks(packs_dir));
   bool removed = false;
   for (const PackFileInfo& pack : packs) {
-    if (pack.pack >= first_unsafe) continue;
+    if (pack.pack >= first_unsafe || pack.pack >= replay_from_.load()) continue;
     auto entries_it = by_pack.find(pack.pack);
     if (entries_it != by_pack.end() && !entries_it->second.empty()) {
       std::vector<ChunkStore::Moved>& entries = entries_it->second;

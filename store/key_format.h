@@ -23,7 +23,10 @@ namespace snapfs::store {
 using Generation = uint64_t;
 using Ino = uint64_t;
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
+// The oldest format this version reads; a read-write open upgrades it
+// (docs/format.md, "Format versions").
+inline constexpr uint32_t kOldestFormatVersion = 1;
 inline constexpr Ino kRootIno = 1;
 inline constexpr Generation kLatest = UINT64_MAX;   // "the newest committed"
 inline constexpr size_t kExtentsPerPage = 4096;
@@ -167,6 +170,8 @@ std::string InoPrefix(Ino ino);  // The 8-byte prefix of every key of `ino`.
 inline constexpr std::string_view kHoldPrefix = "hold:";
 // Meta keys of the retention policy: min_retention (u64 ns), guard_share (u32 percent).
 inline constexpr const char* kMinRetention = "min_retention";
+// The first pack that may hold commit records the log lacks (u32; docs/format.md).
+inline constexpr const char* kReplayFrom = "replay_from";
 inline constexpr const char* kGuardShare = "guard_share";
 std::string Hold(uint64_t id);
 Result<uint64_t> DecodeHold(std::string_view key);

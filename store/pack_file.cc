@@ -23,6 +23,11 @@ constexpr char kPackMagic[8] = {'S', 'N', 'A', 'P', 'P', 'A', 'C', 'K'};
 constexpr uint32_t kPackVersion = 1;
 constexpr uint32_t kRecordMagic = 0x534E4348;  // "SNCH"
 constexpr size_t kHashedHeader = 29;
+constexpr uint32_t kCommitMagic = 0x534E4342;  // "SNCB"
+constexpr size_t kHashedCommitHeader = 16;    // Magic, generation, length.
+// A commit record's batch is at most this long (a commit holds the
+// metadata of one operation and its extent pages: well under this).
+constexpr uint32_t kMaxCommitBytes = 1u << 30;
 // PackWriter starts the disk writes of a pack's bytes in steps of this many
 // (sync_file_range, without waiting), so a Sync() finds most of them on disk
 // or on their way instead of writing them all then: at the end of a long
@@ -146,6 +151,56 @@ Result<std::vector<PackFileInfo>> ListPacks(const std::string& packs_dir) {
   return out;
 }
 
+Status ScanCommits(const std::string& packs_dir, uint32_t pack,
+                   const std::function<void(uint64_t g, std::string batch)>& fn) {
+  const std::string path = PackPath(packs_dir, pack);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0) return Status::FromErrno(errno, path);
+  const uint64_t size = static_cast<uint64_t>(sb.st_size);
+  // Reads exactly n bytes at off; false at the end of the file.
+  auto read = [&](void* buf, size_t n, uint64_t off) -> Result<bool> {
+    if (off > size || n > size - off) return false;
+    SNAPFS_RETURN_IF_ERROR(ReadAll(fd, buf, n, off, path));
+    return true;
+  };
+  uint64_t off = kPackHeaderSize;
+  for (;;) {
+    uint8_t h[kDeltaRecordHeaderSize];
+    SNAPFS_ASSIGN_OR_RETURN(bool got, read(h, 4, off));
+    if (!got) return Status::Ok();
+    const uint32_t magic = GetU32(h);
+    if (magic == kRecordMagic) {
+      SNAPFS_ASSIGN_OR_RETURN(got, read(h, kRecordHeaderSize, off));
+      if (!got) return Status::Ok();
+      const size_t extra = h[20] == static_cast<uint8_t>(Codec::kZstdDelta) ? 16 : 0;
+      if (extra > 0) {
+        SNAPFS_ASSIGN_OR_RETURN(got, read(h, kDeltaRecordHeaderSize, off));
+        if (!got) return Status::Ok();
+      }
+      if (GetU64(h + 29 + extra) != XXH3_64bits(h, kHashedHeader + extra)) return Status::Ok();
+      off += kRecordHeaderSize + extra + GetU32(h + 25 + extra);
+    } else if (magic == kCommitMagic) {
+      SNAPFS_ASSIGN_OR_RETURN(got, read(h, kCommitHeaderSize, off));
+      if (!got || GetU64(h + 16) != XXH3_64bits(h, kHashedCommitHeader)) return Status::Ok();
+      const uint32_t len = GetU32(h + 12);
+      if (len > kMaxCommitBytes) return Status::Ok();
+      std::string batch(len, '\0');
+      SNAPFS_ASSIGN_OR_RETURN(got, read(batch.data(), len, off + kCommitHeaderSize));
+      if (!got || GetU64(h + 24) != XXH3_64bits(batch.data(), batch.size())) return Status::Ok();
+      fn(GetU64(h + 4), std::move(batch));
+      off += kCommitHeaderSize + len;
+    } else {
+      return Status::Ok();
+    }
+  }
+}
+
 PackWriter::PackWriter(std::string packs_dir, uint64_t target_size)
     : dir_(std::move(packs_dir)), target_size_(target_size) {}
 
@@ -214,15 +269,31 @@ Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_
   PutU32(header + 25 + extra, static_cast<uint32_t>(payload.size()));
   PutU64(header + 29 + extra, XXH3_64bits(header, kHashedHeader + extra));
   PutU64(header + 37 + extra, XXH3_64bits(payload.data(), payload.size()));
-  const size_t header_size = kRecordHeaderSize + extra;
+  SNAPFS_ASSIGN_OR_RETURN(auto at, AppendRecord(Bytes(header, kRecordHeaderSize + extra), payload));
+  return ChunkLocation{codec, raw_len, static_cast<uint32_t>(payload.size()), at.first, at.second,
+                       delta ? base : ChunkId{}};
+}
 
-  ChunkLocation loc;
+Status PackWriter::AppendCommit(uint64_t g, std::string_view batch) {
+  if (batch.size() > kMaxCommitBytes)
+    return Status(Code::kTooBig, "commit of generation " + std::to_string(g) + " is too large");
+  uint8_t header[kCommitHeaderSize];
+  PutU32(header, kCommitMagic);
+  PutU64(header + 4, g);
+  PutU32(header + 12, static_cast<uint32_t>(batch.size()));
+  PutU64(header + 16, XXH3_64bits(header, kHashedCommitHeader));
+  PutU64(header + 24, XXH3_64bits(batch.data(), batch.size()));
+  return AppendRecord(Bytes(header, sizeof(header)), batch).status();
+}
+
+Result<std::pair<uint32_t, uint64_t>> PackWriter::AppendRecord(std::string_view header,
+                                                                std::string_view payload) {
+  std::pair<uint32_t, uint64_t> at;
   WritebackRange kick;
   {
     std::lock_guard lock(mu_);
     if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
-    Status st = WriteAll(fd_, {Bytes(header, header_size), payload}, end_,
-                         [&] { return PackPath(dir_, pack_); });
+    Status st = WriteAll(fd_, {header, payload}, end_, [&] { return PackPath(dir_, pack_); });
     if (!st.ok()) {
       // Cut off the partial record so the next append starts clean.
       if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) { /* reported by st */ }
@@ -230,16 +301,15 @@ Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_
     }
     if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
       unsynced_.push_back(fd_);
-    loc = ChunkLocation{codec, raw_len, static_cast<uint32_t>(payload.size()), pack_, end_,
-                        delta ? base : ChunkId{}};
-    end_ += header_size + payload.size();
+    at = {pack_, end_};
+    end_ += header.size() + payload.size();
     if (end_ - written_back_ >= kWritebackStep) {
       kick = WritebackRange{fd_, written_back_, end_ - written_back_};
       written_back_ = end_;
     }
   }
   if (kick.fd >= 0) StartWriteback(kick);
-  return loc;
+  return at;
 }
 
 void PackWriter::StartWriteback(const WritebackRange& r) {

@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/chunk_id.h"
@@ -26,6 +28,8 @@ inline constexpr size_t RecordHeaderSize(Codec codec) {
   return codec == Codec::kZstdDelta ? kDeltaRecordHeaderSize : kRecordHeaderSize;
 }
 inline constexpr uint64_t kDefaultPackTarget = 64ull << 20;
+// A commit record's header: magic, generation, length and two 8-byte hashes.
+inline constexpr size_t kCommitHeaderSize = 32;
 
 // "packs/00000042.pack" under `packs_dir`.
 std::string PackPath(const std::string& packs_dir, uint32_t pack);
@@ -44,6 +48,15 @@ struct PackFileInfo {
 };
 Result<std::vector<PackFileInfo>> ListPacks(const std::string& packs_dir);
 
+// Reads pack `pack` record by record and calls `fn` with the generation and
+// the write batch of each commit record (docs/format.md, "Commit records"),
+// in the order they were appended; chunk records are stepped over by their
+// header. Stops at the first bytes that are not a whole record with intact
+// hashes: the end of the pack, or a record cut short by a crash while it was
+// appended. Errors only when the pack cannot be read.
+Status ScanCommits(const std::string& packs_dir, uint32_t pack,
+                   const std::function<void(uint64_t g, std::string batch)>& fn);
+
 // Appends chunk records to the current pack and starts a new pack when it
 // passes `target_size`. Thread-safe: appends are serialized by a mutex, and
 // callers compress before calling, so only the write is under the lock.
@@ -59,6 +72,9 @@ class PackWriter {
   // back to where it was, so a later append succeeds once there is room again.
   Result<ChunkLocation> Append(const ChunkId& id, Codec codec, uint32_t raw_len,
                                std::string_view payload, const ChunkId& base = ChunkId{});
+  // Appends a commit record: generation `g`'s write batch, as RocksDB encodes
+  // it. Fails and leaves the pack as it was like Append().
+  Status AppendCommit(uint64_t g, std::string_view batch);
   // fdatasync every pack appended to since the last Sync; returns once they
   // are durable. Concurrent callers share one sync.
   Status Sync();
@@ -71,6 +87,9 @@ class PackWriter {
  private:
   PackWriter(std::string packs_dir, uint64_t target_size);
   Status StartPack(uint32_t number);  // mu_ held.
+  // Appends `header` and `payload` as one record; returns its pack and offset.
+  Result<std::pair<uint32_t, uint64_t>> AppendRecord(std::string_view header,
+                                                     std::string_view payload);
   struct WritebackRange {
     int fd = -1;
     uint64_t offset = 0;

@@ -118,9 +118,14 @@ Result<SettleStats> Store::Settle(uint64_t max_raw_bytes) {
   std::optional<State> current;
   SNAPFS_RETURN_IF_ERROR(ShrinkStatesLocked(saved, &batch, &current));
   if (batch.Count() > 0) {
+    // Synced under commit_mu_: every commit so far is durable in the log with
+    // it, so the replay point moves up too (docs/format.md, "Commit records").
+    const uint32_t replay_from = chunks_->current_pack();
+    batch.Put(cf_meta_, keys::kReplayFrom, internal::U32(replay_from)).PermitUncheckedError();
     rocksdb::WriteOptions wo;
     wo.sync = true;  // The old records become garbage GC may remove.
     SNAPFS_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "settle: index batch"));
+    replay_from_ = replay_from;
     if (current) state_ = *current;
     settled_since_collect_ += stats.raw_bytes;
   }

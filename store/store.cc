@@ -1,12 +1,14 @@
 #include "store/store.h"
 
 #include "store/store_internal.h"
+#include "store/pack_file.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
@@ -15,6 +17,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <rocksdb/db.h>
@@ -70,7 +73,6 @@ using internal::U32;
 using internal::U64;
 
 constexpr const char* kMarkerName = "SNAPFS";
-constexpr const char* kMarkerText = "snapfs store\nformat 1\n";
 constexpr const char* kMetaFormat = "format";
 constexpr const char* kMetaSecret = "secret";
 constexpr const char* kMetaCreated = "created";
@@ -79,6 +81,13 @@ constexpr const char* kMetaZstdLevel = "zstd_level";
 constexpr const char* kMetaNextIno = "next_ino";
 constexpr const char* kMetaStateGap = "state_gap";
 constexpr const char* kMetaIndexes = "indexes";  // Present once times/dirlog are complete.
+
+// store_testing::SetLoseSyncedLogWrites.
+std::atomic<bool> g_lose_synced_log_writes{false};
+
+std::string MarkerText(uint32_t format) {
+  return "snapfs store\nformat " + std::to_string(format) + "\n";
+}
 
 int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -256,9 +265,10 @@ Status CheckMarker(const std::string& path) {
   std::string text = ss.str();
   if (text.rfind("snapfs store\nformat ", 0) != 0)
     return Status::Corruption(path + "/" + kMarkerName + " is damaged");
-  if (text != kMarkerText)
+  if (text != MarkerText(kFormatVersion) && text != MarkerText(kOldestFormatVersion))
     return Status::Version(path + " was made by an incompatible format version (" +
-                           text.substr(13, text.find('\n', 13) - 13) + "; this snapfs reads format " +
+                           text.substr(13, text.find('\n', 13) - 13) + "; this snapfs reads formats " +
+                           std::to_string(kOldestFormatVersion) + " to " +
                            std::to_string(kFormatVersion) + ")");
   return Status::Ok();
 }
@@ -287,6 +297,15 @@ Store::~Store() {
   flush_cv_.notify_all();
   if (settler_.joinable()) settler_.join();
   if (flusher_.joinable()) flusher_.join();
+  if (replay_from_ != 0 && !g_lose_synced_log_writes) {
+    // Nothing commits any more: once this synced write is done every commit
+    // is durable in the log, and the next open replays none (best effort).
+    rocksdb::WriteBatch batch;
+    batch.Put(cf_meta_, keys::kReplayFrom, U32(chunks_->current_pack() + 1)).PermitUncheckedError();
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    db_->Write(wo, &batch).PermitUncheckedError();
+  }
   chunks_.reset();  // Drains the compression queue first.
   // Flush the memtables so that the next open, and every read-only
   // (secondary) open, starts from table files instead of replaying the log.
@@ -394,7 +413,7 @@ Status Store::InitEmptyFolder(const std::string& path, const InitOptions& option
   db->Close().PermitUncheckedError();
   SNAPFS_RETURN_IF_ERROR(FromRocks(ws, "initialize store"));
   // The marker goes last: a folder with a marker is a complete store.
-  SNAPFS_RETURN_IF_ERROR(WriteFileSynced(path + "/" + kMarkerName, kMarkerText, 0600));
+  SNAPFS_RETURN_IF_ERROR(WriteFileSynced(path + "/" + kMarkerName, MarkerText(kFormatVersion), 0600));
   return SyncDir(path);
 }
 
@@ -408,6 +427,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   std::unique_ptr<Store> s(new Store(path, options, ChunkerParams{}));
   SNAPFS_RETURN_IF_ERROR(s->OpenDb());
   SNAPFS_RETURN_IF_ERROR(s->LoadMeta());
+  if (!options.read_only) SNAPFS_RETURN_IF_ERROR(s->AdvanceReplay());
   // Retention (store/gc.cc): dropped generations; finish an interrupted drop.
   SNAPFS_RETURN_IF_ERROR(s->LoadDropped());
   if (options.read_only) s->chunks_->SetCatchUp([p = s.get()] { return p->CatchUp(); });
@@ -420,6 +440,73 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
     if (options.settle_when_idle) s->settler_ = std::thread([st = s.get()] { st->SettleWhenIdle(); });
   }
   return s;
+}
+
+Status Store::ReplayCommits() {
+  Result<std::string> from = GetRaw(cf_meta_, keys::kReplayFrom);
+  if (!from.ok() && from.status().code() == Code::kNotFound) return Status::Ok();  // Format 1.
+  SNAPFS_RETURN_IF_ERROR(from.status());
+  if (from->size() != 4)
+    return Status::Corruption(path_ + ": meta key '" + keys::kReplayFrom + "' has the wrong size");
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_log_));
+  it->SeekToLast();
+  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read log"));
+  if (!it->Valid()) return Status::Corruption(path_ + ": the generation log is empty");
+  SNAPFS_ASSIGN_OR_RETURN(Generation last, keys::DecodeGeneration(it->key().ToStringView()));
+  it.reset();
+
+  // Of several records of one generation the last appended wins: an earlier
+  // one is a commit whose write to the log failed, and the generation was
+  // given to the next commit.
+  std::map<Generation, std::string> found;
+  const std::string packs_dir = path_ + "/packs";
+  SNAPFS_ASSIGN_OR_RETURN(std::vector<PackFileInfo> packs, ListPacks(packs_dir));
+  for (const PackFileInfo& p : packs) {
+    if (p.pack < ParseBE(*from)) continue;
+    SNAPFS_RETURN_IF_ERROR(ScanCommits(packs_dir, p.pack, [&](uint64_t g, std::string batch) {
+      if (g > last) found[g] = std::move(batch);
+    }));
+  }
+  for (auto& [g, rep] : found) {
+    if (g != last + 1) {
+      replay_note_ = "the packs hold commits from generation " + std::to_string(g) +
+                     " on, but not generation " + std::to_string(last + 1) +
+                     ": those were not replayed";
+      break;
+    }
+    rocksdb::WriteBatch batch(std::move(rep));
+    SNAPFS_RETURN_IF_ERROR(
+        FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "replay generation " + std::to_string(g)));
+    last = g;
+    replayed_++;
+  }
+  return Status::Ok();  // AdvanceReplay() syncs the log.
+}
+
+Status Store::AdvanceReplay() {
+  if (g_lose_synced_log_writes && replay_from_ != 0) return Status::Ok();  // A crash, for tests.
+  std::lock_guard lock(commit_mu_);
+  const uint32_t pack = chunks_->current_pack();
+  rocksdb::WriteBatch batch;
+  batch.Put(cf_meta_, keys::kReplayFrom, U32(pack)).PermitUncheckedError();
+  if (format_ < kFormatVersion)
+    batch.Put(cf_meta_, kMetaFormat, U32(kFormatVersion)).PermitUncheckedError();
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // And with it every commit before: their records need no replay.
+  SNAPFS_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &batch), "write the replay point"));
+  replay_from_ = pack;
+  if (format_ < kFormatVersion) {
+    // The marker last: until it is renamed into place, an open reads the
+    // old marker and the new meta key, and upgrades again.
+    const std::string marker = path_ + "/" + kMarkerName;
+    ::unlink((marker + ".new").c_str());  // Left by an upgrade that crashed.
+    SNAPFS_RETURN_IF_ERROR(WriteFileSynced(marker + ".new", MarkerText(kFormatVersion), 0600));
+    if (::rename((marker + ".new").c_str(), marker.c_str()) != 0)
+      return Status::FromErrno(errno, "rename " + marker + ".new");
+    SNAPFS_RETURN_IF_ERROR(SyncDir(path_));
+    format_ = kFormatVersion;
+  }
+  return Status::Ok();
 }
 
 Status Store::FlushAll() {
@@ -438,6 +525,8 @@ void Store::FlushWhenQuiet() {
     // A failure (a full disk) leaves the log as it is: the next quiet
     // period tries again; commits report their own errors.
     const bool ok = FlushAll().ok();
+    // And the log: so a crash of the machine leaves no commit to replay.
+    if (ok) (void)AdvanceReplay();
     lock.lock();
     if (ok) flushed_gen_ = g;
   }
@@ -549,9 +638,11 @@ Status Store::LoadMeta() {
     return v;
   };
   SNAPFS_ASSIGN_OR_RETURN(std::string format, meta(kMetaFormat, 4));
-  if (ParseBE(format) != kFormatVersion)
+  format_ = static_cast<uint32_t>(ParseBE(format));
+  if (format_ < kOldestFormatVersion || format_ > kFormatVersion)
     return Status::Version(path_ + " was made by an incompatible format version (" +
                            std::to_string(ParseBE(format)) + ")");
+  if (!options_.read_only) SNAPFS_RETURN_IF_ERROR(ReplayCommits());
   SNAPFS_ASSIGN_OR_RETURN(std::string secret, meta(kMetaSecret, ChunkHasher::kSecretSize));
   SNAPFS_ASSIGN_OR_RETURN(std::string chunker, meta(kMetaChunker, 12));
   SNAPFS_ASSIGN_OR_RETURN(ChunkerParams cp, DecodeMetaChunker(chunker, kMetaChunker));
@@ -873,20 +964,9 @@ Status Store::Scan(Family family,
 
 Status Store::Sync() {
   if (options_.read_only) return Status::Ok();
-  SNAPFS_RETURN_IF_ERROR(chunks_->SyncPacks());
-  if (!log_failed_) return FromRocks(db_->SyncWAL(), "sync the store's log");
-  // A write to the log failed (a full disk): SyncWAL() on that log would
-  // abort the daemon (an assert in RocksDB's writer, live in Debian's build).
-  // A synced write of an empty batch syncs the log as well, and fails
-  // cleanly while RocksDB is still stopped; once RocksDB has recovered (it
-  // resumes by itself when space is freed) it goes to a fresh log.
-  std::lock_guard lock(commit_mu_);
-  rocksdb::WriteOptions wo;
-  wo.sync = true;
-  rocksdb::WriteBatch empty;
-  SNAPFS_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &empty), "sync the store's log"));
-  log_failed_ = false;
-  return Status::Ok();
+  // Every commit put its record into a pack: synced, the packs make every
+  // generation so far durable (the next open replays what the log lost).
+  return chunks_->SyncPacks();
 }
 
 Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions& options) {
@@ -901,8 +981,9 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
                              HexBytes(name) + "' (hex) cannot be stored");
   }
   rocksdb::WriteBatch batch;
-  // Index entries first (no generation in them); this may sync the packs.
-  SNAPFS_RETURN_IF_ERROR(chunks_->AddIndexEntries(m.unindexed_, &batch));
+  // Index entries first (no generation in them). An unsynced commit syncs
+  // the packs now if there are any; a synced one syncs them below, once.
+  SNAPFS_RETURN_IF_ERROR(chunks_->AddIndexEntries(m.unindexed_, &batch, !options.sync));
   const auto deferred = chunks_->Deferred(m.unindexed_);
 
   std::lock_guard lock(commit_mu_);
@@ -960,10 +1041,20 @@ Result<Generation> Store::Commit(Mutation& m, LogRecord log, const CommitOptions
   st.bytes_stored += log.bytes_stored;
   batch.Put(cf_states_, keys::State(st.first_gen), EncodeStateRecord(st)).PermitUncheckedError();
 
+  // The batch also goes into the pack, after the chunks it indexes
+  // (docs/format.md, "Commit records"). A synced commit then syncs the packs
+  // and nothing else: the log's write is not synced, and if the machine
+  // loses it, the next read-write open replays the batch from the pack.
+  // If the record cannot be appended (a full disk; the log may still have
+  // room), the commit goes to the log synced instead, as before commit
+  // records: durable without one, so replay needs none for it.
+  const bool recorded = chunks_->AppendCommit(g, batch.Data()).ok();
+  if (options.sync || !recorded) SNAPFS_RETURN_IF_ERROR(chunks_->SyncPacks());
   rocksdb::WriteOptions wo;
-  wo.sync = options.sync;
-  Status written = FromRocks(db_->Write(wo, &batch), "commit generation " + std::to_string(g));
-  log_failed_ = !written.ok();
+  wo.sync = !recorded;
+  Status written;
+  if (!(options.sync && recorded && g_lose_synced_log_writes))
+    written = FromRocks(db_->Write(wo, &batch), "commit generation " + std::to_string(g));
   SNAPFS_RETURN_IF_ERROR(written);
   last_gen_ = g;
   last_time_ns_ = now;
@@ -1024,5 +1115,9 @@ Result<Store::DirCounter*> Store::CounterOf(Ino parent, Generation g) {
   }));
   return &dir_counters_.emplace(parent, c).first->second;
 }
+
+namespace store_testing {
+void SetLoseSyncedLogWrites(bool lose) { g_lose_synced_log_writes = lose; }
+}  // namespace store_testing
 
 }  // namespace snapfs::store

@@ -232,8 +232,15 @@ class Store {
   // Writes `m` as one new generation described by `log` (its time_ns is set
   // here). Returns the generation. On failure nothing of `m` is visible.
   Result<Generation> Commit(Mutation& m, LogRecord log, const CommitOptions& options);
-  // Makes every generation committed so far durable (packs and log).
+  // Makes every generation committed so far durable (their commit records:
+  // one sync of the packs).
   Status Sync();
+  // What the read-write Open() replayed: commits whose records were in the
+  // packs but whose writes to the log were lost (a crash of the machine
+  // after a synced commit; docs/format.md, "Commit records"); and, if it had
+  // to stop early, why (empty otherwise). For the daemon's log.
+  uint64_t replayed() const { return replayed_; }
+  const std::string& replay_note() const { return replay_note_; }
   // Time of the newest generation.
   int64_t latest_time_ns() const { return last_time_ns_.load(); }
 
@@ -350,6 +357,13 @@ class Store {
   Status LoadDropped();                  // Reads meta `dropped` into dropped_.
   Status FinishDrop(DropStats* stats);   // Deletes what dropped states alone showed.
   Status RecoverDrop();                  // At Open: finishes an interrupted drop.
+  // Commit records (docs/format.md): at a read-write Open, before the
+  // newest generation is read, applies those the log lacks; then, and
+  // whenever everything committed is durable in the log, moves the replay
+  // point to the pack being appended to (a synced write; upgrades a format-1
+  // store on the way). Takes commit_mu_.
+  Status ReplayCommits();
+  Status AdvanceReplay();
   // Deferred compression (store/settle.cc).
   Status CountUnsettled();               // At Open: sets unsettled_.
   void SettleWhenIdle();                 // The settler_ thread.
@@ -399,9 +413,12 @@ class Store {
   std::atomic<uint64_t> settled_since_collect_{0};
 
   std::mutex commit_mu_;           // Serializes Commit().
-  // The last write to RocksDB failed (guarded by commit_mu_ for writes; read
-  // by Sync()): its log must not be synced directly (see Sync()).
-  std::atomic<bool> log_failed_{false};
+  uint32_t format_ = 0;            // The store's format version (meta `format`).
+  // Packs from this one on may hold commit records the log has not made
+  // durable: GC leaves them alone (meta `replay_from`).
+  std::atomic<uint32_t> replay_from_{0};
+  uint64_t replayed_ = 0;
+  std::string replay_note_;
   State state_;                    // The newest state (burst).
   std::set<Ino> state_files_;      // Files changed in state_, for files_changed.
   std::unordered_map<Ino, DirCounter> dir_counters_;  // Under commit_mu_.
@@ -422,5 +439,14 @@ class Store {
   std::function<void(const HoldRecord&)> guard_listener_;
   std::atomic<int> guard_share_override_{-1};
 };
+
+namespace store_testing {
+// While set, a synced Commit() appends its record to the pack and syncs the
+// packs but never writes its batch to the log, and the replay point stays
+// where the open put it (also when the store closes): what a crash of the
+// machine right after the fsync leaves. Tests close and reopen the store
+// with it set, then clear it.
+void SetLoseSyncedLogWrites(bool lose);
+}  // namespace store_testing
 
 }  // namespace snapfs::store

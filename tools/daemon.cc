@@ -223,6 +223,11 @@ int RunDaemon(const DaemonArgs& args, const ViewOpener& open) {
   // Vfs::Shutdown, then the store closes.
   View view;
   if (const int code = open(store_path, config, &view); code != kExitOk) return code;
+  if (view.store->replayed() > 0)
+    fs::LogInfo("%s: replayed %llu commits the store's log had lost (a crash)", store_path.c_str(),
+                static_cast<unsigned long long>(view.store->replayed()));
+  if (!view.store->replay_note().empty())
+    fs::LogWarning("%s: %s", store_path.c_str(), view.store->replay_note().c_str());
   fs::Vfs vfs(view.store.get(), view.vfs);
   fs::MountOptions mount_options;
   mount_options.mountpoint = mountpoint;

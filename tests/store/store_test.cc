@@ -78,6 +78,10 @@ class RawDb {
     EXPECT_TRUE(st.ok()) << HexBytes(key) << ": " << st.ToString();
     return v;
   }
+  bool Has(const char* cf, const std::string& key) {
+    std::string v;
+    return db_->Get(rocksdb::ReadOptions(), Cf(cf), key, &v).ok();
+  }
   void Put(const char* cf, const std::string& key, const std::string& value) {
     EXPECT_TRUE(db_->Put(rocksdb::WriteOptions(), Cf(cf), key, value).ok());
   }
@@ -122,7 +126,7 @@ class StoreInitTest : public ::testing::Test {
 TEST_F(StoreInitTest, InitCreatesAPrivateStoreWithMarkerDbAndPacks) {
   ASSERT_OK(Store::Init(path_, {}));
   EXPECT_EQ(ModeOf(path_), 0700u);
-  EXPECT_EQ(ReadWholeFile(path_ + "/SNAPFS"), "snapfs store\nformat 1\n");
+  EXPECT_EQ(ReadWholeFile(path_ + "/SNAPFS"), "snapfs store\nformat 2\n");
   EXPECT_EQ(ModeOf(path_ + "/SNAPFS"), 0600u);
   EXPECT_TRUE(fsys::is_directory(path_ + "/db"));
   EXPECT_TRUE(fsys::is_directory(path_ + "/packs"));
@@ -138,7 +142,7 @@ TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   const int64_t after = NowNs();
 
   RawDb db(path_, /*read_only=*/true);
-  EXPECT_EQ(db.Get(kCfMeta, "format"), Unhex("00000001"));
+  EXPECT_EQ(db.Get(kCfMeta, "format"), Unhex("00000002"));
   EXPECT_EQ(db.Get(kCfMeta, "secret").size(), 192u);
   EXPECT_EQ(db.Get(kCfMeta, "chunker"), Unhex("00004000 00010000 00040000"));
   EXPECT_EQ(db.Get(kCfMeta, "zstd_level"), Unhex("00000001"));
@@ -221,10 +225,10 @@ TEST_F(StoreInitTest, OpenOfAFolderWithoutMarkerIsInvalidAndLeavesItUntouched) {
   EXPECT_EQ(Snapshot(path_), before);
 }
 
-TEST_F(StoreInitTest, OpenOfAFormat2StoreIsVersionAndLeavesItUntouched) {
+TEST_F(StoreInitTest, OpenOfAFormat3StoreIsVersionAndLeavesItUntouched) {
   ASSERT_OK(Store::Init(path_, {}));
   fsys::remove(path_ + "/SNAPFS");
-  WriteWholeFile(path_ + "/SNAPFS", "snapfs store\nformat 2\n");
+  WriteWholeFile(path_ + "/SNAPFS", "snapfs store\nformat 3\n");
   const auto before = Snapshot(path_);
   Result<std::unique_ptr<Store>> s = Store::Open(path_, {});
   ASSERT_EQ(s.status().code(), Code::kVersion) << s.status().ToString();
@@ -866,9 +870,106 @@ TEST_F(StoreTest, MetaOfAnotherFormatIsVersion) {
   store_.reset();
   {
     RawDb db(path_, /*read_only=*/false);
-    db.Put(kCfMeta, "format", Unhex("00000002"));
+    db.Put(kCfMeta, "format", Unhex("00000003"));
   }
   EXPECT_CODE(Store::Open(path_, {}), Code::kVersion);
+}
+
+// A store of format 1 (before commit records) opens, and a read-write open
+// upgrades it: meta key, replay point and marker.
+TEST_F(StoreTest, AFormat1StoreIsUpgradedByAReadWriteOpen) {
+  Mutation m;
+  m.PutInode(2, FileRecord(5));
+  CommitOp(m, Op::kCreate, 2);
+  store_.reset();
+  {
+    RawDb db(path_, /*read_only=*/false);
+    db.Put(kCfMeta, "format", Unhex("00000001"));
+    db.Delete(kCfMeta, "replay_from");
+  }
+  fsys::remove(path_ + "/SNAPFS");
+  WriteWholeFile(path_ + "/SNAPFS", "snapfs store\nformat 1\n");
+  OpenOptions ro;
+  ro.read_only = true;
+  {
+    Result<std::unique_ptr<Store>> reader = Store::Open(path_, ro);  // Read as it is.
+    ASSERT_OK(reader.status());
+  }
+  EXPECT_EQ(ReadWholeFile(path_ + "/SNAPFS"), "snapfs store\nformat 1\n");
+  ASSERT_OK_AND_ASSIGN(store_, Store::Open(path_, {}));
+  EXPECT_EQ(ReadWholeFile(path_ + "/SNAPFS"), "snapfs store\nformat 2\n");
+  EXPECT_FALSE(fsys::exists(path_ + "/SNAPFS.new"));
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> rec, store_->GetInode(2, kLatest));
+  ASSERT_TRUE(rec.has_value());
+  EXPECT_EQ(rec->size, 5u);
+  store_.reset();
+  RawDb db(path_, /*read_only=*/true);
+  EXPECT_EQ(db.Get(kCfMeta, "format"), Unhex("00000002"));
+  EXPECT_EQ(db.Get(kCfMeta, "replay_from").size(), 4u);
+}
+
+// The log's write of a synced commit is not synced: only the packs are,
+// with the commit's record in them. A crash of the machine that loses the
+// log's tail loses nothing the next open does not replay.
+TEST_F(StoreTest, ASyncedCommitTheLogLostIsReplayedFromThePack) {
+  Mutation a;
+  a.PutInode(2, FileRecord(5));
+  CommitOp(a, Op::kCreate, 2);  // Unsynced: its record reaches the disk with the next sync.
+  store_testing::SetLoseSyncedLogWrites(true);
+  Mutation b;
+  b.PutInode(3, FileRecord(7));
+  const Generation g = CommitOp(b, Op::kCreate, 3, CommitOptions{.sync = true});
+  store_.reset();
+  store_testing::SetLoseSyncedLogWrites(false);
+  {
+    // What the log holds: not g.
+    RawDb db(path_, /*read_only=*/true);
+    EXPECT_FALSE(db.Has(kCfLog, keys::Log(g)));
+  }
+  ASSERT_OK_AND_ASSIGN(store_, Store::Open(path_, {}));
+  EXPECT_EQ(store_->replayed(), 1u);  // g; the commit before it reached the log.
+  EXPECT_EQ(store_->replay_note(), "");
+  EXPECT_EQ(store_->latest(), g);
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> r2, store_->GetInode(2, kLatest));
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> r3, store_->GetInode(3, kLatest));
+  ASSERT_TRUE(r2.has_value() && r3.has_value());
+  EXPECT_EQ(r2->size, 5u);
+  EXPECT_EQ(r3->size, 7u);
+  // The next commit follows it; a reopen replays nothing again.
+  Mutation c;
+  c.PutInode(4, FileRecord(9));
+  EXPECT_EQ(CommitOp(c, Op::kCreate, 4), g + 1);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(store_->replayed(), 0u);
+  EXPECT_EQ(store_->latest(), g + 1);
+}
+
+// A record cut short by the crash (the sync never finished) is not applied:
+// the store is as of the commit before, and goes on from there.
+TEST_F(StoreTest, ACommitRecordCutShortIsNotReplayed) {
+  Mutation a;
+  a.PutInode(2, FileRecord(5));
+  const Generation before = CommitOp(a, Op::kCreate, 2, CommitOptions{.sync = true});
+  store_testing::SetLoseSyncedLogWrites(true);
+  Mutation b;
+  b.PutInode(3, FileRecord(7));
+  const Generation g = CommitOp(b, Op::kCreate, 3, CommitOptions{.sync = true});
+  const std::string pack = PackPathOf(store_->chunks().current_pack());
+  store_.reset();
+  store_testing::SetLoseSyncedLogWrites(false);
+  fsys::resize_file(pack, fsys::file_size(pack) - 3);
+  ASSERT_OK_AND_ASSIGN(store_, Store::Open(path_, {}));
+  EXPECT_EQ(store_->replayed(), 0u);
+  EXPECT_EQ(store_->latest(), before);
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> r3, store_->GetInode(3, kLatest));
+  EXPECT_FALSE(r3.has_value());
+  Mutation c;
+  c.PutInode(4, FileRecord(9));
+  EXPECT_EQ(CommitOp(c, Op::kCreate, 4), g);
+  ASSERT_NO_FATAL_FAILURE(Reopen());
+  EXPECT_EQ(store_->latest(), g);
+  ASSERT_OK_AND_ASSIGN(std::optional<InodeRecord> r4, store_->GetInode(4, kLatest));
+  EXPECT_TRUE(r4.has_value());
 }
 
 TEST_F(StoreTest, MissingSecretIsCorruption) {
