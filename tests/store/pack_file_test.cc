@@ -23,6 +23,7 @@ using testing::ReadWholeFile;
 using testing::SeededBytes;
 using testing::TempDir;
 using testing::Unhex;
+using testing::WriteWholeFile;
 using testing::XorFileByte;
 
 ChunkId IdFromSeed(uint64_t seed) {
@@ -154,6 +155,51 @@ TEST_F(PackFileTest, DeltaRecordCarriesItsBaseIdAfterTheCodecUnderTheHeaderHash)
   plain.codec = Codec::kZstd;
   plain.base = ChunkId{};
   ExpectCorruptionNamingChunk(reader, id, plain);
+}
+
+// Commit records sit between chunk records (plain and delta); a scan steps
+// over the chunks by their headers and returns the commits in order, with
+// the documented 32-byte header; a record cut short ends the scan.
+TEST_F(PackFileTest, ScanCommitsStepsOverChunksAndStopsAtATornRecord) {
+  auto w = OpenWriter();
+  ASSERT_NE(w, nullptr);
+  Result<ChunkLocation> a = w->Append(IdFromSeed(5), Codec::kRaw, 1000, payload_);
+  ASSERT_OK(a.status());
+  ASSERT_OK(w->AppendCommit(7, "first batch"));
+  Result<ChunkLocation> b = w->Append(IdFromSeed(6), Codec::kZstdDelta, 4000, payload_, IdFromSeed(5));
+  ASSERT_OK(b.status());
+  ASSERT_OK(w->AppendCommit(8, std::string(3000, 'b')));
+  ASSERT_OK(w->Sync());
+  const uint32_t pack = w->current_pack();
+  w.reset();
+  const std::string path = PackPath(dir_.path(), pack);
+  const std::string bytes = ReadWholeFile(path);
+  const size_t first = kPackHeaderSize + kRecordHeaderSize + payload_.size();
+  EXPECT_EQ(bytes.substr(first, 4), "SNCB");
+  EXPECT_EQ(bytes.substr(first + 4, 8), Unhex("0000000000000007"));
+  EXPECT_EQ(bytes.substr(first + 12, 4), Unhex("0000000b"));
+  EXPECT_EQ(bytes.substr(first + kCommitHeaderSize, 11), "first batch");
+
+  std::vector<std::pair<uint64_t, std::string>> seen;
+  auto collect = [&](uint64_t g, std::string batch) { seen.emplace_back(g, std::move(batch)); };
+  ASSERT_OK(ScanCommits(dir_.path(), pack, collect));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], std::make_pair(uint64_t{7}, std::string("first batch")));
+  EXPECT_EQ(seen[1], std::make_pair(uint64_t{8}, std::string(3000, 'b')));
+
+  std::filesystem::resize_file(path, bytes.size() - 1);
+  seen.clear();
+  ASSERT_OK(ScanCommits(dir_.path(), pack, collect));
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].first, 7u);
+  // A damaged batch hash ends the scan there too.
+  std::string flipped = bytes;
+  flipped[first + kCommitHeaderSize] ^= 1;
+  std::filesystem::remove(path);
+  WriteWholeFile(path, flipped);
+  seen.clear();
+  ASSERT_OK(ScanCommits(dir_.path(), pack, collect));
+  EXPECT_TRUE(seen.empty());
 }
 
 TEST_F(PackFileTest, PackPathIsEightDecimalDigits) {
