@@ -297,15 +297,8 @@ Store::~Store() {
   flush_cv_.notify_all();
   if (settler_.joinable()) settler_.join();
   if (flusher_.joinable()) flusher_.join();
-  if (replay_from_ != 0 && !g_lose_synced_log_writes) {
-    // Nothing commits any more: once this synced write is done every commit
-    // is durable in the log, and the next open replays none (best effort).
-    rocksdb::WriteBatch batch;
-    batch.Put(cf_meta_, keys::kReplayFrom, U32(chunks_->current_pack() + 1)).PermitUncheckedError();
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    db_->Write(wo, &batch).PermitUncheckedError();
-  }
+  // Nothing commits any more: the next open replays none (best effort).
+  if (replay_from_ != 0) (void)AdvanceReplay(/*closing=*/true);
   chunks_.reset();  // Drains the compression queue first.
   // Flush the memtables so that the next open, and every read-only
   // (secondary) open, starts from table files instead of replaying the log.
@@ -442,18 +435,30 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   return s;
 }
 
+Status Store::LoadNewestGeneration(bool required) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_log_));
+  it->SeekToLast();
+  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read log"));
+  if (!it->Valid()) {
+    if (required) return Status::Corruption(path_ + ": the generation log is empty");
+    return Status::Ok();
+  }
+  SNAPFS_ASSIGN_OR_RETURN(Generation last, keys::DecodeGeneration(it->key().ToStringView()));
+  SNAPFS_ASSIGN_OR_RETURN(LogRecord rec,
+                          DecodeLogRecord(it->value().ToStringView(), it->key().ToStringView()));
+  last_gen_ = last;
+  last_time_ns_ = rec.time_ns;
+  return Status::Ok();
+}
+
 Status Store::ReplayCommits() {
   Result<std::string> from = GetRaw(cf_meta_, keys::kReplayFrom);
   if (!from.ok() && from.status().code() == Code::kNotFound) return Status::Ok();  // Format 1.
   SNAPFS_RETURN_IF_ERROR(from.status());
   if (from->size() != 4)
     return Status::Corruption(path_ + ": meta key '" + keys::kReplayFrom + "' has the wrong size");
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_log_));
-  it->SeekToLast();
-  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read log"));
-  if (!it->Valid()) return Status::Corruption(path_ + ": the generation log is empty");
-  SNAPFS_ASSIGN_OR_RETURN(Generation last, keys::DecodeGeneration(it->key().ToStringView()));
-  it.reset();
+  SNAPFS_RETURN_IF_ERROR(LoadNewestGeneration(/*required=*/true));
+  Generation last = last_gen_.load();
 
   // Of several records of one generation the last appended wins: an earlier
   // one is a commit whose write to the log failed, and the generation was
@@ -483,10 +488,11 @@ Status Store::ReplayCommits() {
   return Status::Ok();  // AdvanceReplay() syncs the log.
 }
 
-Status Store::AdvanceReplay() {
+Status Store::AdvanceReplay(bool closing) {
   if (g_lose_synced_log_writes && replay_from_ != 0) return Status::Ok();  // A crash, for tests.
   std::lock_guard lock(commit_mu_);
-  const uint32_t pack = chunks_->current_pack();
+  // Closing, no commit follows: past the pack being appended to.
+  const uint32_t pack = chunks_->current_pack() + (closing ? 1 : 0);
   rocksdb::WriteBatch batch;
   batch.Put(cf_meta_, keys::kReplayFrom, U32(pack)).PermitUncheckedError();
   if (format_ < kFormatVersion)
@@ -655,15 +661,7 @@ Status Store::LoadMeta() {
   indexed_ = cf_times_ && cf_dirlog_ && cf_dirsnaps_ && GetRaw(cf_meta_, kMetaIndexes).ok();
 
   // The newest generation and state.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_log_));
-  it->SeekToLast();
-  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read log"));
-  if (!it->Valid()) return Status::Corruption(path_ + ": the generation log is empty");
-  SNAPFS_ASSIGN_OR_RETURN(Generation last, keys::DecodeGeneration(it->key().ToStringView()));
-  SNAPFS_ASSIGN_OR_RETURN(LogRecord last_log,
-                          DecodeLogRecord(it->value().ToStringView(), it->key().ToStringView()));
-  last_gen_ = last;
-  last_time_ns_ = last_log.time_ns;
+  SNAPFS_RETURN_IF_ERROR(LoadNewestGeneration(/*required=*/true));
   std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator(rocksdb::ReadOptions(), cf_states_));
   sit->SeekToLast();
   SNAPFS_RETURN_IF_ERROR(FromRocks(sit->status(), "read states"));
@@ -691,16 +689,7 @@ Status Store::LoadMeta() {
 Status Store::CatchUp() {
   if (!options_.read_only) return Status::Ok();
   SNAPFS_RETURN_IF_ERROR(FromRocks(db_->TryCatchUpWithPrimary(), "catch up with the daemon"));
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf_log_));
-  it->SeekToLast();
-  SNAPFS_RETURN_IF_ERROR(FromRocks(it->status(), "read log"));
-  if (it->Valid()) {
-    SNAPFS_ASSIGN_OR_RETURN(Generation last, keys::DecodeGeneration(it->key().ToStringView()));
-    SNAPFS_ASSIGN_OR_RETURN(LogRecord rec,
-                            DecodeLogRecord(it->value().ToStringView(), it->key().ToStringView()));
-    last_gen_ = last;
-    last_time_ns_ = rec.time_ns;
-  }
+  SNAPFS_RETURN_IF_ERROR(LoadNewestGeneration(/*required=*/false));
   chunks_->ForgetRemovedPacks();  // Packs GC removed: do not keep their space.
   return LoadDropped();
 }

@@ -361,9 +361,13 @@ class Store {
   // newest generation is read, applies those the log lacks; then, and
   // whenever everything committed is durable in the log, moves the replay
   // point to the pack being appended to (a synced write; upgrades a format-1
-  // store on the way). Takes commit_mu_.
+  // store on the way). Takes commit_mu_. `closing`: from the destructor, no
+  // commit follows, so the point goes past the pack being appended to.
   Status ReplayCommits();
-  Status AdvanceReplay();
+  Status AdvanceReplay(bool closing = false);
+  // Sets last_gen_ and last_time_ns_ from the log's newest record; an empty
+  // log is Corruption when `required`, else leaves them as they are.
+  Status LoadNewestGeneration(bool required);
   // Deferred compression (store/settle.cc).
   Status CountUnsettled();               // At Open: sets unsettled_.
   void SettleWhenIdle();                 // The settler_ thread.
