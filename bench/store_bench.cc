@@ -81,6 +81,29 @@ class TempStore {
     return g.ok();
   }
 
+  // Puts `chunks` (kChunk bytes each), waits until they are stored and
+  // commits them as one file; their ids go to `ids`. False (and error) on
+  // failure.
+  bool StoreFile(const std::vector<ChunkBytes>& chunks, std::vector<ChunkId>* ids) {
+    ChunkStore& cs = store_->chunks();
+    std::vector<Extent> extents;
+    for (const auto& c : chunks) {
+      ids->push_back(cs.Id(reinterpret_cast<const uint8_t*>(c->data()), c->size()));
+      Status st = cs.Put(ids->back(), *c).status();
+      if (!st.ok()) {
+        error_ = st.ToString();
+        return false;
+      }
+      extents.push_back(Extent{extents.size() * kChunk, kChunk, 0, ids->back()});
+    }
+    Status st = cs.WaitStored(*ids, nullptr);
+    if (!st.ok()) {
+      error_ = st.ToString();
+      return false;
+    }
+    return CommitFile(extents, *ids, chunks.size() * kChunk);
+  }
+
  private:
   std::string dir_;
   std::unique_ptr<Store> store_;
@@ -167,15 +190,7 @@ void BM_ChunkStorePutDup(benchmark::State& state) {
   ChunkStore& cs = ts.get()->chunks();
   const std::vector<ChunkBytes> chunks = Chunks(DumpText(256 * kChunk, 1, 1));
   std::vector<ChunkId> ids;
-  std::vector<Extent> extents;
-  for (const auto& c : chunks) {
-    ids.push_back(cs.Id(reinterpret_cast<const uint8_t*>(c->data()), c->size()));
-    if (!cs.Put(ids.back(), *c).ok()) return state.SkipWithError("put failed");
-    extents.push_back(Extent{extents.size() * kChunk, kChunk, 0, ids.back()});
-  }
-  if (!cs.WaitStored(ids, nullptr).ok() ||
-      !ts.CommitFile(extents, ids, chunks.size() * kChunk))
-    return state.SkipWithError(ts.error().c_str());
+  if (!ts.StoreFile(chunks, &ids)) return state.SkipWithError(ts.error().c_str());
   const CounterSnapshot before(cs.counters());
   uint64_t bytes = 0;
   for (auto _ : state) {
@@ -203,15 +218,7 @@ void BM_ChunkStoreGet(benchmark::State& state) {
   ChunkStore& cs = ts.get()->chunks();
   const std::vector<ChunkBytes> chunks = Chunks(DumpText(256 * kChunk, 1, 1));
   std::vector<ChunkId> ids;
-  std::vector<Extent> extents;
-  for (const auto& c : chunks) {
-    ids.push_back(cs.Id(reinterpret_cast<const uint8_t*>(c->data()), c->size()));
-    if (!cs.Put(ids.back(), *c).ok()) return state.SkipWithError("put failed");
-    extents.push_back(Extent{extents.size() * kChunk, kChunk, 0, ids.back()});
-  }
-  if (!cs.WaitStored(ids, nullptr).ok() ||
-      !ts.CommitFile(extents, ids, chunks.size() * kChunk))
-    return state.SkipWithError(ts.error().c_str());
+  if (!ts.StoreFile(chunks, &ids)) return state.SkipWithError(ts.error().c_str());
   const CounterSnapshot before(cs.counters());
   uint64_t bytes = 0;
   for (auto _ : state) {

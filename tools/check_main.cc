@@ -265,9 +265,5 @@ int Main(int argc, char** argv) {
 }  // namespace snapfs::tools
 
 int main(int argc, char** argv) {
-  try {
-    return snapfs::tools::Main(argc, argv);
-  } catch (const std::exception& e) {
-    return snapfs::tools::Fail("snapfs-check", snapfs::tools::kExitRuntime, "internal error", e.what());
-  }
+  return snapfs::tools::RunMain("snapfs-check", snapfs::tools::Main, argc, argv);
 }

@@ -176,9 +176,5 @@ int Main(int argc, char** argv) {
 }  // namespace snapfs::tools
 
 int main(int argc, char** argv) {
-  try {
-    return snapfs::tools::Main(argc, argv);
-  } catch (const std::exception& e) {
-    return snapfs::tools::Fail("snapfs-hold", snapfs::tools::kExitRuntime, "internal error", e.what());
-  }
+  return snapfs::tools::RunMain("snapfs-hold", snapfs::tools::Main, argc, argv);
 }

@@ -663,9 +663,5 @@ int Main(int argc, char** argv) {
 }  // namespace snapfs::tools
 
 int main(int argc, char** argv) {
-  try {
-    return snapfs::tools::Main(argc, argv);
-  } catch (const std::exception& e) {
-    return snapfs::tools::Fail("snapfs-ls", snapfs::tools::kExitRuntime, "internal error", e.what());
-  }
+  return snapfs::tools::RunMain("snapfs-ls", snapfs::tools::Main, argc, argv);
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 #include <optional>
 
@@ -16,6 +17,14 @@ int Fail(std::string_view program, int code, std::string_view what, std::string_
   while (!why.empty() && why.back() == '\n') why.remove_suffix(1);
   std::cerr << program << ": " << what << ": " << why << "\n";
   return code;
+}
+
+int RunMain(std::string_view program, int (*main)(int, char**), int argc, char** argv) {
+  try {
+    return main(argc, argv);
+  } catch (const std::exception& e) {
+    return Fail(program, kExitRuntime, "internal error", e.what());
+  }
 }
 
 int FailRead(std::string_view program, std::string_view what, const Status& st) {

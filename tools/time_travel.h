@@ -29,6 +29,11 @@ using store::InodeRecord;
 // Prints "<program>: <what>: <why>" on stderr; returns `code`.
 int Fail(std::string_view program, int code, std::string_view what, std::string_view why);
 
+// Returns main(argc, argv); an exception that escapes it is printed as
+// "<program>: internal error: <what>" and gives kExitRuntime, never a crash
+// through std::terminate.
+int RunMain(std::string_view program, int (*main)(int, char**), int argc, char** argv);
+
 // For an error met while reading an open store: prints "<program>: <what>:
 // <why>" and returns kExitStore when the store is damaged or of another
 // version, else kExitRuntime (e.g. a WHEN before the store's history).
