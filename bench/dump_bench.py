@@ -733,10 +733,7 @@ class Bench:
             logical = tree_bytes(w.src)
             logical_total += logical
             for t in targets:
-                run([self.gen, "read", w.src])  # Sources in the page cache.
-                # No target pays for the dirty pages of the generator or of
-                # the target before it: each starts with the disk idle.
-                os.sync()
+                self.before_ingest(w)
                 prof = self.start_profile(t, wname, day)
                 cpu0, c0 = t.cpu(), children_cpu()
                 secs = t.ingest(day)
@@ -794,11 +791,25 @@ class Bench:
         w.teardown()
         shutil.rmtree(w.src, ignore_errors=True)
 
+    def before_ingest(self, w):
+        """Every target starts from the same state: the disk idle (no target
+        pays for the dirty pages of the generator or of the target before
+        it), the sources in the page cache, and (as root, unless
+        --no-drop-caches) the page cache dropped first. Without the drop the
+        target after another came out at about half speed on day 1, whichever
+        it was: on this VM a page the guest has not used for a while costs a
+        host fault when it is first written (free page reporting is on), so
+        a target that cannot reuse pages freed just before pays that for
+        every page it fills (docs/performance.md, session 13)."""
+        drop_caches(self.drop_caches)
+        run([self.gen, "read", w.src])
+        os.sync()
+
     def run_day1_rounds(self, wname):
         """Day 1 only, `day1_rounds` times, the file-system targets alternating,
-        each on a fresh mount, the dump generated once before: in the 7-day
-        run every target's day 1 but the first's comes out low, for a reason
-        not found (docs/performance.md), so only the first one's is fair."""
+        each on a fresh mount, the dump generated once before: several
+        figures per target in the same minutes, against the noise of the
+        host."""
         w = self.make_workload(wname)
         log(f"== workload {wname}: day 1, {self.day1_rounds} rounds")
         w.setup()
@@ -810,8 +821,7 @@ class Bench:
             for name in names:
                 t = TARGET_CLASSES[name](name, self, w)
                 t.setup()
-                run([self.gen, "read", w.src])  # As in the 7-day run.
-                os.sync()
+                self.before_ingest(w)
                 rates[name].append(logical / MB / t.ingest(1))
                 t.teardown()
                 log(f"{wname} round {r} {name:12s} {rates[name][-1]:8.1f} MB/s")
