@@ -59,6 +59,13 @@ std::string_view Bytes(const uint8_t* p, size_t n) {
   return std::string_view(reinterpret_cast<const char*>(p), n);
 }
 
+// Whether chunk record header `h` (with `extra` bytes of base id after the
+// codec byte) is intact: its magic and its header hash.
+bool ChunkHeaderIntact(const uint8_t* h, size_t extra) {
+  return GetU32(h) == kRecordMagic &&
+         GetU64(h + 29 + extra) == XXH3_64bits(h, kHashedHeader + extra);
+}
+
 // Writes all of `parts` (at most two), one after the other, at `off`: one
 // pwritev unless the kernel takes less. `what()` names the file in an error;
 // it is called only then (an append must not build a path string).
@@ -183,7 +190,7 @@ Status ScanCommits(const std::string& packs_dir, uint32_t pack,
         SNAPFS_ASSIGN_OR_RETURN(got, read(h, kDeltaRecordHeaderSize, off));
         if (!got) return Status::Ok();
       }
-      if (GetU64(h + 29 + extra) != XXH3_64bits(h, kHashedHeader + extra)) return Status::Ok();
+      if (!ChunkHeaderIntact(h, extra)) return Status::Ok();
       off += kRecordHeaderSize + extra + GetU32(h + 25 + extra);
     } else if (magic == kCommitMagic) {
       SNAPFS_ASSIGN_OR_RETURN(got, read(h, kCommitHeaderSize, off));
@@ -443,9 +450,7 @@ Result<std::string> PackReader::Read(const ChunkId& id, const ChunkLocation& loc
   const size_t extra = delta ? 16 : 0;
   uint8_t h[kDeltaRecordHeaderSize];
   SNAPFS_RETURN_IF_ERROR(ReadAll(fd, h, kRecordHeaderSize + extra, loc.offset, where));
-  if (GetU32(h) != kRecordMagic ||
-      GetU64(h + 29 + extra) != XXH3_64bits(h, kHashedHeader + extra))
-    return Status::Corruption(where + ": damaged record header");
+  if (!ChunkHeaderIntact(h, extra)) return Status::Corruption(where + ": damaged record header");
   if (std::memcmp(h + 4, id.bytes.data(), 16) != 0)
     return Status::Corruption(where + ": record holds another chunk");
   if (h[20] != static_cast<uint8_t>(loc.codec) || GetU32(h + 21 + extra) != loc.raw_len ||

@@ -457,6 +457,7 @@ Status Store::ReplayCommits() {
   SNAPFS_RETURN_IF_ERROR(from.status());
   if (from->size() != 4)
     return Status::Corruption(path_ + ": meta key '" + keys::kReplayFrom + "' has the wrong size");
+  const uint64_t replay_from = ParseBE(*from);
   SNAPFS_RETURN_IF_ERROR(LoadNewestGeneration(/*required=*/true));
   Generation last = last_gen_.load();
 
@@ -467,7 +468,7 @@ Status Store::ReplayCommits() {
   const std::string packs_dir = path_ + "/packs";
   SNAPFS_ASSIGN_OR_RETURN(std::vector<PackFileInfo> packs, ListPacks(packs_dir));
   for (const PackFileInfo& p : packs) {
-    if (p.pack < ParseBE(*from)) continue;
+    if (p.pack < replay_from) continue;
     SNAPFS_RETURN_IF_ERROR(ScanCommits(packs_dir, p.pack, [&](uint64_t g, std::string batch) {
       if (g > last) found[g] = std::move(batch);
     }));
@@ -647,7 +648,7 @@ Status Store::LoadMeta() {
   format_ = static_cast<uint32_t>(ParseBE(format));
   if (format_ < kOldestFormatVersion || format_ > kFormatVersion)
     return Status::Version(path_ + " was made by an incompatible format version (" +
-                           std::to_string(ParseBE(format)) + ")");
+                           std::to_string(format_) + ")");
   if (!options_.read_only) SNAPFS_RETURN_IF_ERROR(ReplayCommits());
   SNAPFS_ASSIGN_OR_RETURN(std::string secret, meta(kMetaSecret, ChunkHasher::kSecretSize));
   SNAPFS_ASSIGN_OR_RETURN(std::string chunker, meta(kMetaChunker, 12));
