@@ -208,17 +208,25 @@ Status ScanCommits(const std::string& packs_dir, uint32_t pack,
   }
 }
 
-PackWriter::PackWriter(std::string packs_dir, uint64_t target_size)
-    : dir_(std::move(packs_dir)), target_size_(target_size) {}
+PackWriter::PackWriter(std::string packs_dir, uint64_t target_size, uint64_t flush_step)
+    : dir_(std::move(packs_dir)), target_size_(target_size), flush_step_(flush_step) {}
 
 PackWriter::~PackWriter() {
+  if (flusher_.joinable()) {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    flush_cv_.notify_all();
+    flusher_.join();
+  }
   for (int fd : unsynced_)
     if (fd != fd_) ::close(fd);
   if (fd_ >= 0) ::close(fd_);
 }
 
 Result<std::unique_ptr<PackWriter>> PackWriter::Open(std::string packs_dir,
-                                                     uint64_t target_size) {
+                                                     uint64_t target_size, uint64_t flush_step) {
   DIR* d = ::opendir(packs_dir.c_str());
   if (d == nullptr) return Status::FromErrno(errno, packs_dir);
   uint32_t highest = 0;
@@ -230,10 +238,32 @@ Result<std::unique_ptr<PackWriter>> PackWriter::Open(std::string packs_dir,
       highest = n;
   }
   ::closedir(d);
-  std::unique_ptr<PackWriter> w(new PackWriter(std::move(packs_dir), target_size));
-  std::lock_guard lock(w->mu_);
-  SNAPFS_RETURN_IF_ERROR(w->StartPack(highest + 1));
+  std::unique_ptr<PackWriter> w(new PackWriter(std::move(packs_dir), target_size, flush_step));
+  {
+    std::lock_guard lock(w->mu_);
+    SNAPFS_RETURN_IF_ERROR(w->StartPack(highest + 1));
+  }
+  if (flush_step > 0) w->flusher_ = std::thread([p = w.get()] { p->FlushLoop(); });
   return w;
+}
+
+void PackWriter::FlushLoop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    flush_cv_.wait(lock, [this] { return stopping_ || since_flush_ >= flush_step_; });
+    if (stopping_) return;
+    since_flush_ = 0;
+    lock.unlock();
+    Status st = Sync();
+    lock.lock();
+    flushes_++;
+    if (!st.ok() && flush_error_.ok()) flush_error_ = std::move(st);
+  }
+}
+
+uint64_t PackWriter::background_syncs() {
+  std::lock_guard lock(mu_);
+  return flushes_;
 }
 
 Status PackWriter::StartPack(uint32_t number) {
@@ -297,6 +327,7 @@ Result<std::pair<uint32_t, uint64_t>> PackWriter::AppendRecord(std::string_view 
                                                                 std::string_view payload) {
   std::pair<uint32_t, uint64_t> at;
   WritebackRange kick;
+  bool flush = false;
   {
     std::lock_guard lock(mu_);
     if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
@@ -314,8 +345,12 @@ Result<std::pair<uint32_t, uint64_t>> PackWriter::AppendRecord(std::string_view 
       kick = WritebackRange{fd_, written_back_, end_ - written_back_};
       written_back_ = end_;
     }
+    const uint64_t before = since_flush_;
+    since_flush_ += header.size() + payload.size();
+    flush = flush_step_ > 0 && before < flush_step_ && since_flush_ >= flush_step_;
   }
   if (kick.fd >= 0) StartWriteback(kick);
+  if (flush) flush_cv_.notify_one();
   return at;
 }
 
@@ -334,11 +369,12 @@ void PackWriter::StartWriteback(const WritebackRange& r) {
 Status PackWriter::Sync() {
   std::lock_guard sync_lock(sync_mu_);
   std::vector<int> fds;
+  Status result;
   {
     std::lock_guard lock(mu_);
     fds.swap(unsynced_);
+    result = std::exchange(flush_error_, Status::Ok());
   }
-  Status result;
   std::vector<int> failed;
   // Start the writes of every pack first, so the disk gets them all at once
   // rather than one pack's after the other's are done.

@@ -8,6 +8,7 @@
 #include <xxhash.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <string>
@@ -33,8 +34,9 @@ ChunkId IdFromSeed(uint64_t seed) {
 
 class PackFileTest : public ::testing::Test {
  protected:
-  std::unique_ptr<PackWriter> OpenWriter(uint64_t target = kDefaultPackTarget) {
-    Result<std::unique_ptr<PackWriter>> w = PackWriter::Open(dir_.path(), target);
+  std::unique_ptr<PackWriter> OpenWriter(uint64_t target = kDefaultPackTarget,
+                                         uint64_t flush_step = kDefaultFlushStep) {
+    Result<std::unique_ptr<PackWriter>> w = PackWriter::Open(dir_.path(), target, flush_step);
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     return w.ok() ? std::move(w).value() : nullptr;
   }
@@ -436,10 +438,33 @@ TEST_F(PackFileTest, NewPackFileIsPrivate) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
-// Appends that roll over to new packs while other threads sync: every
-// append and every sync succeeds and every record reads back.
+// The writer syncs in the background once `flush_step` bytes have been
+// appended since its last background sync, and not before.
+TEST_F(PackFileTest, SyncsInTheBackgroundEveryFlushStep) {
+  const std::string payload = SeededBytes(1000, 5);
+  auto w = OpenWriter(kDefaultPackTarget, /*flush_step=*/10 * 1045);
+  for (uint64_t i = 0; i < 9; ++i)
+    ASSERT_TRUE(w->Append(IdFromSeed(i), Codec::kRaw, 1000, payload).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(w->background_syncs(), 0u);  // 9 records of 1045 bytes: not yet.
+  ASSERT_TRUE(w->Append(IdFromSeed(9), Codec::kRaw, 1000, payload).ok());
+  for (int i = 0; i < 1000 && w->background_syncs() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(w->background_syncs(), 1u);
+  EXPECT_OK(w->Sync());
+  // Without a flush step, never.
+  auto quiet = OpenWriter(kDefaultPackTarget, /*flush_step=*/0);
+  for (uint64_t i = 0; i < 20; ++i)
+    ASSERT_TRUE(quiet->Append(IdFromSeed(100 + i), Codec::kRaw, 1000, payload).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(quiet->background_syncs(), 0u);
+}
+
+// Appends that roll over to new packs while other threads sync, and the
+// writer's own background syncs run every few records: every append and
+// every sync succeeds and every record reads back.
 TEST_F(PackFileTest, SyncsConcurrentWithRolloversAllSucceed) {
-  auto w = OpenWriter(/*target=*/2048);
+  auto w = OpenWriter(/*target=*/2048, /*flush_step=*/4096);
   const std::string payload = SeededBytes(300, 4);
   constexpr int kAppenders = 2, kPerThread = 1500;
   std::atomic<bool> done{false};
@@ -473,6 +498,9 @@ TEST_F(PackFileTest, SyncsConcurrentWithRolloversAllSucceed) {
   done = true;
   syncer.join();
   EXPECT_OK(w->Sync());
+  for (int i = 0; i < 1000 && w->background_syncs() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_GT(w->background_syncs(), 0u);
   EXPECT_EQ(sync_failures.load(), 0);
   PackReader reader(dir_.path());
   for (int t = 0; t < kAppenders; ++t) {
