@@ -163,7 +163,11 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
     at_end = j < extents_.size() && extents_[j].offset == t;
   }
   const size_t max_chunk = chunker_->params().max_size;
-  std::string scratch;  // A chunker window across a block boundary.
+  // A chunker window across a block boundary is copied here: a pooled block
+  // (faulted in once) when the window fits one, as it does with the default
+  // 256 KiB chunks. A fresh heap buffer of that size is mapped, zero-filled
+  // and unmapped each time, and a stream crosses a block boundary every MiB.
+  BlockPool::Buffer scratch;
   std::vector<Extent> fresh;
   uint64_t at = s;
   while (at < t) {
@@ -181,9 +185,12 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
       // window is copied.
       cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), here.size(), false);
       if (cut == 0) {
-        scratch.resize(window);
-        overlay_.Read(at, window, scratch.data());
-        p = scratch.data();
+        if (!scratch) {
+          BlockPool& pool = BlockPool::Shared();
+          scratch = max_chunk <= pool.block_size() ? pool.Take() : BlockPool::Unpooled(max_chunk);
+        }
+        overlay_.Read(at, window, scratch.get());
+        p = scratch.get();
         cut = chunker_->FindCut(reinterpret_cast<const uint8_t*>(p), window, at_end);
       }
     }
