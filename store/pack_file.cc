@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cassert>
 #include <cerrno>
 #include <cstdio>
@@ -37,6 +38,16 @@ constexpr uint32_t kMaxCommitBytes = 1u << 30;
 // the SQL dump as before (docs/performance.md, session 11); 1 MiB steps
 // cost the SQL dump a little more.
 constexpr uint64_t kWritebackStep = 2ull << 20;
+
+std::atomic<bool> g_fail_syncs{false};  // pack_testing::SetFailSyncs
+
+int FdatasyncPack(int fd) {
+  if (g_fail_syncs) {
+    errno = EIO;
+    return -1;
+  }
+  return ::fdatasync(fd);
+}
 
 void PutU32(uint8_t* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
@@ -380,7 +391,7 @@ Status PackWriter::Sync() {
   // rather than one pack's after the other's are done.
   for (int fd : fds) (void)::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   for (int fd : fds) {
-    if (::fdatasync(fd) != 0) {
+    if (FdatasyncPack(fd) != 0) {
       if (result.ok()) result = Status::FromErrno(errno, "fdatasync pack");
       failed.push_back(fd);
     }
@@ -500,5 +511,9 @@ Result<std::string> PackReader::Read(const ChunkId& id, const ChunkLocation& loc
     return Status::Corruption(where + ": payload checksum mismatch");
   return payload;
 }
+
+namespace pack_testing {
+void SetFailSyncs(bool fail) { g_fail_syncs = fail; }
+}  // namespace pack_testing
 
 }  // namespace snapfs::store

@@ -176,4 +176,10 @@ class PackReader {
   uint64_t uses_ = 0;  // Ticks of Fd(), for last_use.
 };
 
+namespace pack_testing {
+// While set, every fdatasync of a pack fails with EIO instead of syncing: a
+// disk that lost a write. For tests.
+void SetFailSyncs(bool fail);
+}  // namespace pack_testing
+
 }  // namespace snapfs::store

@@ -460,6 +460,25 @@ TEST_F(PackFileTest, SyncsInTheBackgroundEveryFlushStep) {
   EXPECT_EQ(quiet->background_syncs(), 0u);
 }
 
+// A background sync that fails is not lost: the next Sync() fails with it,
+// although its own fdatasync succeeds (the kernel reports a failed writeback
+// to one fdatasync only). The one after that succeeds again.
+TEST_F(PackFileTest, AFailedBackgroundSyncFailsTheNextSync) {
+  const std::string payload = SeededBytes(1000, 6);
+  auto w = OpenWriter(kDefaultPackTarget, /*flush_step=*/4 * 1045);
+  pack_testing::SetFailSyncs(true);
+  for (uint64_t i = 0; i < 4; ++i)
+    ASSERT_TRUE(w->Append(IdFromSeed(i), Codec::kRaw, 1000, payload).ok());
+  for (int i = 0; i < 1000 && w->background_syncs() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  pack_testing::SetFailSyncs(false);
+  ASSERT_EQ(w->background_syncs(), 1u);
+  Status st = w->Sync();
+  EXPECT_EQ(st.code(), Code::kIo) << st.ToString();
+  EXPECT_NE(st.message().find("fdatasync pack"), std::string::npos) << st.ToString();
+  EXPECT_OK(w->Sync());
+}
+
 // Appends that roll over to new packs while other threads sync, and the
 // writer's own background syncs run every few records: every append and
 // every sync succeeds and every record reads back.
