@@ -369,7 +369,8 @@ void PackWriter::StartWriteback(const WritebackRange& r) {
   // Outside mu_, so other appends go on meanwhile (starting the writes
   // allocates the blocks and may wait for the disk's queue). Only Sync
   // closes a pack's fd, under sync_mu_: while we hold it the fd stays ours.
-  // A Sync in progress writes these bytes anyway.
+  // A Sync in progress (often the background one) or the next one writes
+  // these bytes anyway.
   std::unique_lock sync_lock(sync_mu_, std::try_to_lock);
   if (!sync_lock.owns_lock()) return;
   // Only starts the writes; Sync waits for them, and reports a failure.

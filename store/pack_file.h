@@ -3,15 +3,15 @@
 // chunk bytes and a second process can read packs while the daemon writes.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
