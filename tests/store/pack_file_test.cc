@@ -40,6 +40,11 @@ class PackFileTest : public ::testing::Test {
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     return w.ok() ? std::move(w).value() : nullptr;
   }
+  // Returns once `w` has done a background sync, or after 10 s.
+  static void WaitForABackgroundSync(PackWriter& w) {
+    for (int i = 0; i < 1000 && w.background_syncs() == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   // Appends `payload` as chunk `id` (raw) and syncs.
   ChunkLocation AppendSynced(PackWriter& w, const ChunkId& id, const std::string& payload) {
     Result<ChunkLocation> loc = w.Append(id, Codec::kRaw, static_cast<uint32_t>(payload.size()),
@@ -448,8 +453,7 @@ TEST_F(PackFileTest, SyncsInTheBackgroundEveryFlushStep) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(w->background_syncs(), 0u);  // 9 records of 1045 bytes: not yet.
   ASSERT_TRUE(w->Append(IdFromSeed(9), Codec::kRaw, 1000, payload).ok());
-  for (int i = 0; i < 1000 && w->background_syncs() == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  WaitForABackgroundSync(*w);
   EXPECT_EQ(w->background_syncs(), 1u);
   EXPECT_OK(w->Sync());
   // Without a flush step, never.
@@ -469,8 +473,7 @@ TEST_F(PackFileTest, AFailedBackgroundSyncFailsTheNextSync) {
   pack_testing::SetFailSyncs(true);
   for (uint64_t i = 0; i < 4; ++i)
     ASSERT_TRUE(w->Append(IdFromSeed(i), Codec::kRaw, 1000, payload).ok());
-  for (int i = 0; i < 1000 && w->background_syncs() == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  WaitForABackgroundSync(*w);
   pack_testing::SetFailSyncs(false);
   ASSERT_EQ(w->background_syncs(), 1u);
   Status st = w->Sync();
@@ -517,8 +520,7 @@ TEST_F(PackFileTest, SyncsConcurrentWithRolloversAllSucceed) {
   done = true;
   syncer.join();
   EXPECT_OK(w->Sync());
-  for (int i = 0; i < 1000 && w->background_syncs() == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  WaitForABackgroundSync(*w);
   EXPECT_GT(w->background_syncs(), 0u);
   EXPECT_EQ(sync_failures.load(), 0);
   PackReader reader(dir_.path());
