@@ -56,7 +56,8 @@ Status ChunkStore::Start() {
 }
 
 Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, std::string_view raw, bool hold,
-                                              std::optional<ChunkId> base_hint) {
+                                              std::optional<ChunkId> base_hint,
+                                              std::shared_ptr<const char> owner) {
   if (writer_ == nullptr) return Status::ReadOnly("chunk store is read-only");
   {
     std::lock_guard lock(mu_);
@@ -81,8 +82,10 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, std::string_vie
     }
   }
   // New: only now are the bytes copied (most chunks of a dump written again
-  // are stored already), and outside mu_.
-  Raw bytes = Copy(raw);
+  // are stored already), and outside mu_; or not at all if the caller's
+  // owner keeps them.
+  Raw bytes = owner ? Raw{std::shared_ptr<const char>(std::move(owner), raw.data()), raw.size()}
+                    : Copy(raw);
   std::unique_lock lock(mu_);
   ProtectLocked(id, hold, std::nullopt);
   done_cv_.wait(lock, [&] {
@@ -367,7 +370,7 @@ void ChunkStore::WorkerLoop() {
   if (options_.worker_nice > 0) (void)::setpriority(PRIO_PROCESS, ::gettid(), options_.worker_nice);
   std::unique_lock lock(mu_);
   for (;;) {
-    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    queue_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !workers_held_); });
     if (queue_.empty()) return;  // Stopping and drained.
     auto [id, p] = std::move(queue_.front());
     queue_.pop_front();
@@ -389,6 +392,14 @@ void ChunkStore::WorkerLoop() {
     }
     done_cv_.notify_all();
   }
+}
+
+void ChunkStore::HoldWorkersForTesting(bool hold) {
+  {
+    std::lock_guard lock(mu_);
+    workers_held_ = hold;
+  }
+  queue_cv_.notify_all();
 }
 
 Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_bytes) {

@@ -103,7 +103,10 @@ class ChunkStore {
   ChunkId Id(const uint8_t* data, size_t len) const { return hasher_.Hash(data, len); }
 
   // Makes sure the chunk `id` (whose bytes are `raw`) gets stored. kQueued:
-  // new, queued now (with a copy of `raw`: the only case that copies it);
+  // new, queued now (with a copy of `raw`: the only case that copies it,
+  // unless `owner` keeps the bytes of `raw` alive and unchanged for as long
+  // as it or a copy of it is held, as DirtyBytes::Share does: then the
+  // queue holds a copy of `owner` instead);
   // kPending: already queued but not yet indexed; kStored: in the index
   // already (costs one index lookup, never a chunk read). Blocks while
   // the queue is over max_queued_bytes. With `hold`, the chunk is also held
@@ -113,7 +116,8 @@ class ChunkStore {
   // similar (the chunk the same file offset held before), used only if the
   // chunk is new and the hint is indexed when the worker compresses it.
   Result<PutResult> Put(const ChunkId& id, std::string_view raw, bool hold = false,
-                        std::optional<ChunkId> base_hint = std::nullopt);
+                        std::optional<ChunkId> base_hint = std::nullopt,
+                        std::shared_ptr<const char> owner = nullptr);
   // Drops one hold on each of `ids` (after their version was committed, or
   // when the content is dropped).
   void Release(std::span<const ChunkId> ids);
@@ -140,6 +144,9 @@ class ChunkStore {
   std::vector<std::pair<ChunkId, std::optional<ChunkId>>> Deferred(std::span<const ChunkId> ids);
   // True when no chunk waits for a worker.
   bool Idle();
+  // Tests only: while held, the workers take no chunk from the queue (so a
+  // test can act while chunks are queued); WaitStored must not be called.
+  void HoldWorkersForTesting(bool hold);
 
   // A deferred chunk compressed by Resettle; its index entry is to move
   // from the uncompressed record to the new one.
@@ -224,9 +231,9 @@ class ChunkStore {
   void SetCatchUp(std::function<Status()> fn) { catch_up_ = std::move(fn); }
 
  private:
-  // A queued chunk's bytes: a copy (Copy()).
+  // A queued chunk's bytes: a copy (Copy()), or Put()'s caller's `owner`.
   struct Raw {
-    std::shared_ptr<const char> data;  // Keeps the block the copy is in.
+    std::shared_ptr<const char> data;  // Keeps the block the bytes are in.
     size_t size = 0;
     std::string_view view() const { return {data.get(), size}; }
   };
@@ -303,6 +310,7 @@ class ChunkStore {
   uint64_t arrival_now_ = 0;
   uint64_t arrival_before_ = 0;
   bool stopping_ = false;
+  bool workers_held_ = false;  // HoldWorkersForTesting.
   std::vector<std::thread> workers_;
 
   // The GC fence. Lookups in Put() hold it shared; GC holds it exclusively

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -52,12 +53,14 @@ BlockPool::~BlockPool() {
 }
 
 BlockPool& BlockPool::Shared() {
-  // 64 MiB: the blocks of a few streams in flight (a stream's writes arrive
+  // 128 MiB: the blocks of a few streams in flight (a stream's writes arrive
   // up to ~15 MiB out of order, each of its blocks is freed once chunked,
-  // and a day-1 copy has 32-48 MiB of blocks live at its peaks while the
-  // chunk queue is full). Blocks beyond it are faulted in 4 KiB at a time.
-  // Never destroyed: a FileContent may outlive static destruction.
-  static BlockPool* const pool = new BlockPool(DirtyBytes::kDefaultBlockSize, 64u << 20);
+  // and a day-1 copy has 32-48 MiB of blocks live at its peaks), and the
+  // blocks the chunk queue (at most 64 MiB) keeps shared until its chunks
+  // are stored. Only what is touched counts; blocks beyond it are faulted
+  // in 4 KiB at a time. Never destroyed: a FileContent may outlive static
+  // destruction.
+  static BlockPool* const pool = new BlockPool(DirtyBytes::kDefaultBlockSize, 128u << 20);
   return *pool;
 }
 
@@ -102,7 +105,7 @@ DirtyBytes::~DirtyBytes() {
 void DirtyBytes::Release(Block& b) {
   if (!b.buf) return;
   memory_ -= b.cap;
-  b.buf.reset();  // A pool's block goes back to it.
+  b.buf.reset();  // A pool's block goes back to it (once no share holds it).
   b.cap = 0;
 }
 
@@ -114,9 +117,31 @@ ptrdiff_t DirtyBytes::RangeAt(const Block& b, uint32_t pos) {
   return pos < it->second ? it - b.filled.begin() : -1;
 }
 
+std::shared_ptr<char> DirtyBytes::NewBuffer(uint32_t cap) {
+  BlockPool::Buffer buf = cap == block_size_ && pool_ != nullptr ? pool_->Take()
+                                                                 : BlockPool::Unpooled(cap);
+  const BlockPool::Return give_back = buf.get_deleter();
+  return std::shared_ptr<char>(buf.release(), give_back);
+}
+
 void DirtyBytes::Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi) {
   Block& b = it->second;
-  if (b.buf && lo >= b.base && hi <= b.base + b.cap) return;
+  if (b.buf && lo >= b.base && hi <= b.base + b.cap) {
+    // use_count() reads the count relaxed. Seeing 1, no share is left and
+    // none can be taken but by us; the fence orders the last holder's reads
+    // of the bytes (before its release of the count) before our writes.
+    if (b.buf.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      return;
+    }
+    // Shared: the holders keep the bytes as they are, we write to a copy.
+    std::shared_ptr<char> copy = NewBuffer(b.cap);
+    for (const auto& r : b.filled)
+      std::memcpy(copy.get() + (r.first - b.base), b.buf.get() + (r.first - b.base),
+                  r.second - r.first);
+    b.buf = std::move(copy);
+    return;
+  }
   const uint32_t bs = static_cast<uint32_t>(block_size_);
   const uint32_t want_lo = b.buf ? std::min(lo, b.filled.front().first) : lo;
   const uint32_t want_hi = b.buf ? std::max(hi, b.filled.back().second) : hi;
@@ -137,7 +162,7 @@ void DirtyBytes::Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi) {
     cap = std::min(bs, std::max(last - first, 2 * b.cap));
     base = std::min(first, bs - cap);
   }
-  BlockPool::Buffer buf = cap == bs && pool_ != nullptr ? pool_->Take() : BlockPool::Unpooled(cap);
+  std::shared_ptr<char> buf = NewBuffer(cap);
   for (const auto& r : b.filled)
     std::memcpy(buf.get() + (r.first - base), b.buf.get() + (r.first - b.base), r.second - r.first);
   Release(b);
@@ -269,6 +294,15 @@ std::string_view DirtyBytes::Contiguous(uint64_t offset, uint64_t limit) const {
   if (i < 0) return {};
   const uint64_t end = std::min(limit, block_start + b.filled[static_cast<size_t>(i)].second);
   return std::string_view(b.buf.get() + (offset - block_start - b.base), end - offset);
+}
+
+std::shared_ptr<const char> DirtyBytes::Share(uint64_t offset) const {
+  auto it = blocks_.find(offset / block_size_);
+  if (it == blocks_.end()) return nullptr;
+  const Block& b = it->second;
+  const uint32_t pos = static_cast<uint32_t>(offset % block_size_);
+  if (RangeAt(b, pos) < 0) return nullptr;
+  return std::shared_ptr<const char>(b.buf, b.buf.get() + (pos - b.base));
 }
 
 }  // namespace snapfs::store

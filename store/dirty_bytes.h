@@ -10,8 +10,14 @@
 // writes gets a buffer just covering them (doubling up to block_size / 4,
 // then a whole block), so scattered small writes cost about what they write.
 //
+// A block's bytes can be shared (Share): whoever holds the share sees them
+// unchanged for as long as it holds it, because a write to a block that is
+// shared goes to a private copy of the block (copy on write). The chunk
+// store queues new chunks this way, without copying them.
+//
 // Not thread-safe, except that the const members may run concurrently with
-// each other (FileContent::Read runs under a shared lock).
+// each other (FileContent::Read runs under a shared lock), and a share may be
+// dropped on any thread at any time.
 #pragma once
 
 #include <cstddef>
@@ -117,10 +123,18 @@ class DirtyBytes {
   // The filled bytes from `offset` on that are contiguous in memory (within
   // one block), at most up to `limit`; empty if byte `offset` is not filled.
   std::string_view Contiguous(uint64_t offset, uint64_t limit) const;
+  // Keeps the buffer holding filled byte `offset` alive and unchanged while
+  // the returned pointer (to that byte, as Contiguous returns it) or a copy
+  // of it is held; null if the byte is not filled. The bytes stay what they
+  // are now even if they are overwritten, erased or the DirtyBytes is
+  // destroyed meanwhile.
+  std::shared_ptr<const char> Share(uint64_t offset) const;
 
  private:
   struct Block {
-    BlockPool::Buffer buf;  // Covers the block's bytes [base, base + cap).
+    // Covers the block's bytes [base, base + cap). Shared with Share()'s
+    // holders: written only when not shared (Own).
+    std::shared_ptr<char> buf;
     uint32_t base = 0;
     uint32_t cap = 0;
     // Filled [lo, hi) within the block: sorted, disjoint, non-adjacent.
@@ -128,8 +142,11 @@ class DirtyBytes {
   };
   using Blocks = std::map<uint64_t, Block>;  // By block index.
 
-  // Makes `b`'s buffer cover [lo, hi), keeping its filled bytes.
+  // Makes `b`'s buffer cover [lo, hi), keeping its filled bytes, and ours
+  // alone to write (a shared one is replaced by a copy).
   void Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi);
+  // A buffer of `cap` bytes: a pool's block when it is a whole one.
+  std::shared_ptr<char> NewBuffer(uint32_t cap);
   void Release(Block& b);
   // Index of the range of `b` containing `pos`, or -1.
   static ptrdiff_t RangeAt(const Block& b, uint32_t pos);

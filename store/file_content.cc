@@ -195,14 +195,21 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
       }
     }
     if (cut == 0) break;
-    const std::string_view raw(p, cut);  // Copied by Put() only if the chunk is new.
+    const std::string_view raw(p, cut);
     ChunkId id = chunks_->Id(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
     const bool hold = !held_.count(id);
+    // A new chunk that lies in one of the overlay's buffers is queued with a
+    // share of that buffer, not a copy (a write to it meanwhile goes to a
+    // copy of the buffer instead); one from a scratch window or an assembled
+    // region is copied by Put().
+    std::shared_ptr<const char> owner;
+    if (pure && p == here.data()) owner = overlay_.Share(at);
     // extents_ still holds the chunks [s, t) replaces. The middle of the
     // chunk finds the old chunk with the same rows even when the rows before
     // got shorter (the start would find the chunk before it).
-    SNAPFS_ASSIGN_OR_RETURN(ChunkStore::PutResult put,
-                            chunks_->Put(id, raw, hold, BaseHint(at + cut / 2)));
+    SNAPFS_ASSIGN_OR_RETURN(
+        ChunkStore::PutResult put,
+        chunks_->Put(id, raw, hold, BaseHint(at + cut / 2), std::move(owner)));
     if (hold) held_.insert(id);
     if (put != ChunkStore::PutResult::kStored) unindexed_.insert(id);
     fresh.push_back(Extent{at, static_cast<uint32_t>(cut), 0, id});

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -107,10 +108,31 @@ TEST_P(DirtyBytesRandomTest, MatchesAModelUnderRandomWritesErasesAndTruncates) {
   std::mt19937_64 rng(bs);
   auto below = [&](uint64_t n) { return n == 0 ? 0 : rng() % n; };
   const uint64_t file = 12 * bs;
+  // Shares taken along the way, each with the bytes it must keep showing
+  // whatever is written, erased or truncated after it.
+  struct Held {
+    std::shared_ptr<const char> share;
+    std::string bytes;
+  };
+  std::vector<Held> held;
   for (int step = 0; step < 300; ++step) {
     SCOPED_TRACE("step " + std::to_string(step));
     const uint64_t op = below(100);
-    if (op < 60) {
+    if (op < 10) {
+      uint64_t at = below(file);
+      if (below(2) == 0) {  // Mostly a filled byte: the one at or after `at`.
+        const std::optional<DirtyBytes::Range> run = d.NextRun(at);
+        if (run) at = std::max(at, run->start);
+      }
+      const std::string_view c = d.Contiguous(at, file);
+      std::shared_ptr<const char> share = d.Share(at);
+      ASSERT_EQ(share == nullptr, c.empty()) << at;
+      if (share) {
+        ASSERT_EQ(share.get(), c.data());
+        held.push_back({std::move(share), std::string(c)});
+      }
+      if (below(8) == 0 && !held.empty()) held.erase(held.begin());  // Some let go early.
+    } else if (op < 60) {
       // Small, block-sized or multi-block; anywhere, so out of order and
       // overlapping earlier writes.
       const uint64_t len = 1 + (below(3) == 0 ? below(3 * bs) : below(bs / 8));
@@ -136,6 +158,9 @@ TEST_P(DirtyBytesRandomTest, MatchesAModelUnderRandomWritesErasesAndTruncates) {
   d.Erase(0, UINT64_MAX);
   m.Erase(0, UINT64_MAX);
   ASSERT_NO_FATAL_FAILURE(ExpectSame(d, m));
+  EXPECT_GT(held.size(), 5u);
+  for (const Held& h : held)
+    ASSERT_EQ(std::string_view(h.share.get(), h.bytes.size()), h.bytes);
 }
 
 // A stream written in pieces out of order, as the kernel's writeback sends it
@@ -193,6 +218,53 @@ TEST(DirtyBytesTest, ErasedWholeBlocksGoBackToThePoolAndAreReused) {
     EXPECT_EQ(pool.kept_bytes(), 0u);
   }
   EXPECT_EQ(pool.kept_bytes(), 2 * bs);  // Bounded: the rest were freed.
+}
+
+TEST(DirtyBytesTest, ASharedBufferKeepsItsBytesAndIsWrittenOnlyAsACopy) {
+  const size_t bs = 4096;
+  BlockPool pool(bs, 2 * bs);
+  const std::string old_bytes = SeededBytes(bs, 4), new_bytes = SeededBytes(bs, 5);
+  std::shared_ptr<const char> whole, part;
+  {
+    DirtyBytes d(bs, &pool);
+    d.Write(0, old_bytes.data(), bs);         // A whole block, from the pool.
+    d.Write(2 * bs + 8, old_bytes.data(), 8);  // A few bytes: a small buffer.
+    EXPECT_EQ(d.Share(bs), nullptr);           // Not filled.
+    EXPECT_EQ(d.Share(2 * bs + 7), nullptr);
+    whole = d.Share(100);
+    part = d.Share(2 * bs + 8);
+    ASSERT_NE(whole, nullptr);
+    ASSERT_NE(part, nullptr);
+    const char* before = d.Contiguous(0, bs).data();
+    EXPECT_EQ(whole.get(), before + 100);
+
+    // Written while shared: the write goes to a copy, the share keeps the
+    // old bytes, the overlay reads the new ones everywhere.
+    d.Write(50, new_bytes.data(), 100);
+    d.Write(2 * bs + 10, new_bytes.data(), 2);
+    EXPECT_NE(d.Contiguous(0, bs).data(), before);
+    EXPECT_EQ(std::string_view(whole.get(), bs - 100), std::string_view(old_bytes).substr(100));
+    EXPECT_EQ(std::string_view(part.get(), 8), std::string_view(old_bytes).substr(0, 8));
+    std::string now(bs, '\0');
+    d.Read(0, bs, now.data());
+    EXPECT_EQ(now, old_bytes.substr(0, 50) + new_bytes.substr(0, 100) + old_bytes.substr(150));
+
+    // Unshared again, a write goes in place.
+    const char* copy = d.Contiguous(0, bs).data();
+    d.Write(0, new_bytes.data(), 10);
+    EXPECT_EQ(d.Contiguous(0, bs).data(), copy);
+    d.Erase(0, UINT64_MAX);
+    EXPECT_EQ(pool.kept_bytes(), bs);  // The copy; the shared block is still held.
+  }
+  // The overlay is gone: the shares still read their bytes, and the block
+  // goes back to the pool only when the last share is dropped.
+  EXPECT_EQ(std::string_view(whole.get(), bs - 100), std::string_view(old_bytes).substr(100));
+  EXPECT_EQ(std::string_view(part.get(), 8), std::string_view(old_bytes).substr(0, 8));
+  std::shared_ptr<const char> again = whole;
+  whole.reset();
+  EXPECT_EQ(pool.kept_bytes(), bs);
+  again.reset();
+  EXPECT_EQ(pool.kept_bytes(), 2 * bs);
 }
 
 // The line of /proc/self/smaps starting with `field` for the mapping that

@@ -344,6 +344,42 @@ TEST_F(FileContentTest, OverwriteInTheMiddleStoresOnlyTheChunkItTouches) {
   for (size_t i = 0; i < old.size() / 2; ++i) EXPECT_EQ(f->extents()[i], old[i]) << i;
 }
 
+// A new chunk is queued with a share of the overlay buffer it was cut from,
+// not a copy. Writes that land on those bytes before the chunk is stored
+// must leave the queued chunk as it was cut: a buffer the overlay still
+// holds is copied before it is written, a released one is not reused.
+TEST_F(FileContentTest, AQueuedChunkKeepsItsBytesWhenTheFileIsWrittenAgainBeforeItIsStored) {
+  ChunkStore& chunks = store_->chunks();
+  const std::string data = SeededBytes(6 * kMiB + 777, 7);
+  auto f = NewFile();
+  chunks.HoldWorkersForTesting(true);
+  ASSERT_NO_FATAL_FAILURE(WriteInPieces(*f, 0, data, 1 * kMiB));
+  const std::vector<Extent> queued = f->extents();  // Streamed past 4 MiB: cut and queued.
+  ASSERT_GT(queued.size(), 10u);
+  const uint64_t tail = queued.back().end();  // The bytes after it wait in the overlay.
+  ASSERT_LT(tail, data.size());
+  ASSERT_NE(tail % kMiB, 0u);  // So its block is shared by the queue and the overlay.
+  std::string want = data;
+  for (const uint64_t at : {tail - 5000, queued[3].offset + 10, uint64_t{0}}) {
+    const std::string patch = SeededBytes(10000, at);
+    ASSERT_OK(f->Write(at, patch.data(), patch.size()));
+    want.replace(at, patch.size(), patch);
+  }
+  EXPECT_EQ(ReadAll(*f), want);  // The overlay has the new bytes, before any store.
+  chunks.HoldWorkersForTesting(false);
+
+  ASSERT_OK(f->Flush(nullptr));
+  EXPECT_EQ(ReadAll(*f), want);
+  ASSERT_NO_FATAL_FAILURE(ExpectWholeChunkExtents(*f));
+  for (const Extent& e : queued) {
+    Result<ChunkBytes> chunk = chunks.Get(e.id);
+    ASSERT_TRUE(chunk.ok()) << chunk.status().ToString();
+    EXPECT_EQ(**chunk, data.substr(e.offset, e.length)) << "chunk at " << e.offset;
+  }
+  f = CommitAndReload(*f, 3);
+  EXPECT_EQ(ReadAll(*f), want);
+}
+
 // ---------------------------------------------------------------------------
 // Holes, sizes, truncation.
 
