@@ -116,6 +116,8 @@ Result<ChunkStore::PutResult> ChunkStore::Put(const ChunkId& id, std::string_vie
 namespace {
 constexpr std::chrono::milliseconds kArrivalBucket{100};
 constexpr size_t kCopyAlign = 64;  // Each copy starts on a cache line.
+// A worker appends deferred chunks in writes of up to this many raw bytes.
+constexpr size_t kDeferredBatchBytes = 1u << 20;
 
 // The blocks queued chunks are copied into: 80 MiB, the queue's default
 // bound (ChunkStoreOptions::max_queued_bytes) and room for blocks that a
@@ -326,14 +328,21 @@ std::optional<ChunkId> ChunkStore::ChooseBase(const ChunkId& id, const PendingPt
   return base;
 }
 
+Status ChunkStore::StoreDeferred(std::span<const Job> jobs, ChunkLocation* locs) {
+  // Writes outrun compression: keep up now, compress when idle (Settle).
+  std::vector<PackWriter::ChunkRecord> records;
+  records.reserve(jobs.size());
+  const ChunkId none;
+  for (const Job& j : jobs)
+    records.push_back({j.id, Codec::kRaw, static_cast<uint32_t>(j.raw.size), j.raw.view(), none});
+  SNAPFS_RETURN_IF_ERROR(writer_->AppendChunks(records, locs));
+  for (const Job& j : jobs) counters_.stored_bytes += j.raw.size;
+  counters_.chunks_deferred += jobs.size();
+  return Status::Ok();
+}
+
 Status ChunkStore::Store(const ChunkId& id, const PendingPtr& p, std::string_view raw,
-                         bool defer, ChunkLocation* loc) {
-  if (defer) {
-    // Writes outrun compression: keep up now, compress when idle (Settle).
-    SNAPFS_ASSIGN_OR_RETURN(*loc, AppendEncoded(id, Codec::kRaw, raw.size(), raw, std::nullopt));
-    counters_.chunks_deferred++;
-    return Status::Ok();
-  }
+                         ChunkLocation* loc) {
   ChunkBytes base_bytes;
   std::optional<ChunkId> base;
   bool aged = false;
@@ -368,28 +377,50 @@ void ChunkStore::WorkerLoop() {
   pthread_setname_np(pthread_self(), "snapfs-zstd");
   // Linux: a thread's nice value is its own (PRIO_PROCESS with its tid).
   if (options_.worker_nice > 0) (void)::setpriority(PRIO_PROCESS, ::gettid(), options_.worker_nice);
+  std::vector<Job> jobs;
+  std::vector<ChunkLocation> locs;
   std::unique_lock lock(mu_);
   for (;;) {
     queue_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !workers_held_); });
     if (queue_.empty()) return;  // Stopping and drained.
-    auto [id, p] = std::move(queue_.front());
-    queue_.pop_front();
-    const Raw raw = p->raw;  // Kept while p->raw may be dropped.
+    jobs.clear();
+    auto take = [&] {
+      auto [id, p] = std::move(queue_.front());
+      queue_.pop_front();
+      Raw raw = p->raw;
+      jobs.push_back(Job{id, std::move(p), std::move(raw)});
+    };
+    take();
     const bool defer = queued_bytes_ > options_.defer_above || ArrivingFastLocked();
-    lock.unlock();
-    ChunkLocation loc;
-    Status st = Store(id, p, raw.view(), defer, &loc);
-    lock.lock();
-    queued_bytes_ -= raw.size;
-    p->busy = false;
-    if (st.ok()) {
-      p->loc = loc;
-      p->deferred = defer;
-      p->raw = Raw();
-      p->error = Status::Ok();
-    } else {
-      p->error = st;
+    if (defer) {
+      // The chunks queued behind it go uncompressed too, in the same write,
+      // up to kDeferredBatchBytes.
+      size_t bytes = jobs.front().raw.size;
+      while (!queue_.empty() && jobs.size() < PackWriter::kMaxAppendBatch &&
+             bytes + queue_.front().second->raw.size <= kDeferredBatchBytes) {
+        bytes += queue_.front().second->raw.size;
+        take();
+      }
     }
+    lock.unlock();
+    locs.resize(jobs.size());
+    const Status st = defer ? StoreDeferred(jobs, locs.data())
+                            : Store(jobs[0].id, jobs[0].p, jobs[0].raw.view(), locs.data());
+    lock.lock();
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      Pending& p = *jobs[i].p;
+      queued_bytes_ -= jobs[i].raw.size;
+      p.busy = false;
+      if (st.ok()) {
+        p.loc = locs[i];
+        p.deferred = defer;
+        p.raw = Raw();
+        p.error = Status::Ok();
+      } else {
+        p.error = st;
+      }
+    }
+    jobs.clear();  // Drops the raw bytes (and the blocks they keep) now, not at the next chunk.
     done_cv_.notify_all();
   }
 }
@@ -415,7 +446,7 @@ Status ChunkStore::WaitStored(std::span<const ChunkId> ids, uint64_t* stored_byt
       const Raw raw = p->raw;
       lock.unlock();
       ChunkLocation loc;
-      Status st = Store(id, p, raw.view(), /*defer=*/false, &loc);  // Compressed: smallest on a full disk.
+      Status st = Store(id, p, raw.view(), &loc);  // Compressed: smallest on a full disk.
       lock.lock();
       p->busy = false;
       done_cv_.notify_all();

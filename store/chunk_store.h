@@ -252,11 +252,18 @@ class ChunkStore {
     std::vector<ChunkId> bases;  // Each held once for as long as n > 0 (one, nearly always).
   };
 
+  // A chunk a worker took from the queue.
+  struct Job {
+    ChunkId id;
+    PendingPtr p;
+    Raw raw;  // Kept while p->raw may be dropped.
+  };
   void WorkerLoop();
   // Compresses and appends; returns the outcome. Called without mu_ held.
-  // With `defer`, appends the raw bytes uncompressed instead.
-  Status Store(const ChunkId& id, const PendingPtr& p, std::string_view raw, bool defer,
-               ChunkLocation* loc);
+  Status Store(const ChunkId& id, const PendingPtr& p, std::string_view raw, ChunkLocation* loc);
+  // Appends the raw bytes of `jobs` uncompressed (deferred compression), in
+  // one write; all or none. Called without mu_ held.
+  Status StoreDeferred(std::span<const Job> jobs, ChunkLocation* locs);
   // A copy of `raw`, packed after the copies before it into 1 MiB blocks of
   // a BlockPool (dirty_bytes.h): their pages are faulted in once, in huge
   // pages, and recycled, where a heap copy of each chunk costs fresh 4 KiB

@@ -6,13 +6,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cassert>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
-#include <initializer_list>
+#include <span>
 #include <string_view>
 
 #include <xxhash.h>
@@ -77,20 +78,20 @@ bool ChunkHeaderIntact(const uint8_t* h, size_t extra) {
          GetU64(h + 29 + extra) == XXH3_64bits(h, kHashedHeader + extra);
 }
 
-// Writes all of `parts` (at most two), one after the other, at `off`: one
-// pwritev unless the kernel takes less. `what()` names the file in an error;
-// it is called only then (an append must not build a path string).
+// Writes all of `parts`, one after the other, at `off`: one pwritev unless
+// the kernel takes less. `what()` names the file in an error; it is called
+// only then (an append must not build a path string).
 template <typename What>
-Status WriteAll(int fd, std::initializer_list<std::string_view> parts, uint64_t off,
-                const What& what) {
-  iovec iov[2];
-  assert(parts.size() <= 2);
-  size_t n = 0;
+Status WriteAll(int fd, std::span<const std::string_view> parts, uint64_t off, const What& what) {
+  std::vector<iovec> iov;
+  iov.reserve(parts.size());
   for (std::string_view p : parts) {
-    if (!p.empty()) iov[n++] = iovec{const_cast<char*>(p.data()), p.size()};
+    if (!p.empty()) iov.push_back(iovec{const_cast<char*>(p.data()), p.size()});
   }
+  const size_t n = iov.size();
   for (size_t i = 0; i < n;) {
-    ssize_t done = ::pwritev(fd, iov + i, static_cast<int>(n - i), static_cast<off_t>(off));
+    const int count = static_cast<int>(std::min<size_t>(n - i, IOV_MAX));
+    ssize_t done = ::pwritev(fd, iov.data() + i, count, static_cast<off_t>(off));
     if (done < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno(errno, what());
@@ -285,7 +286,8 @@ Status PackWriter::StartPack(uint32_t number) {
   std::memcpy(header, kPackMagic, 8);
   PutU32(header + 8, kPackVersion);
   PutU32(header + 12, number);
-  Status st = WriteAll(fd, {Bytes(header, sizeof(header))}, 0, [&] { return path; });
+  const std::string_view part = Bytes(header, sizeof(header));
+  Status st = WriteAll(fd, {&part, 1}, 0, [&] { return path; });
   if (!st.ok()) {
     ::close(fd);
     ::unlink(path.c_str());
@@ -306,20 +308,41 @@ Status PackWriter::StartPack(uint32_t number) {
 
 Result<ChunkLocation> PackWriter::Append(const ChunkId& id, Codec codec, uint32_t raw_len,
                                          std::string_view payload, const ChunkId& base) {
-  const bool delta = codec == Codec::kZstdDelta;
-  const size_t extra = delta ? 16 : 0;  // The base id, after the codec byte.
-  uint8_t header[kDeltaRecordHeaderSize];
-  PutU32(header, kRecordMagic);
-  std::memcpy(header + 4, id.bytes.data(), 16);
-  header[20] = static_cast<uint8_t>(codec);
-  if (delta) std::memcpy(header + 21, base.bytes.data(), 16);
-  PutU32(header + 21 + extra, raw_len);
-  PutU32(header + 25 + extra, static_cast<uint32_t>(payload.size()));
-  PutU64(header + 29 + extra, XXH3_64bits(header, kHashedHeader + extra));
-  PutU64(header + 37 + extra, XXH3_64bits(payload.data(), payload.size()));
-  SNAPFS_ASSIGN_OR_RETURN(auto at, AppendRecord(Bytes(header, kRecordHeaderSize + extra), payload));
-  return ChunkLocation{codec, raw_len, static_cast<uint32_t>(payload.size()), at.first, at.second,
-                       delta ? base : ChunkId{}};
+  const ChunkRecord record{id, codec, raw_len, payload, base};
+  ChunkLocation loc;
+  SNAPFS_RETURN_IF_ERROR(AppendChunks({&record, 1}, &loc));
+  return loc;
+}
+
+Status PackWriter::AppendChunks(std::span<const ChunkRecord> records, ChunkLocation* locs) {
+  assert(records.size() <= kMaxAppendBatch);
+  uint8_t headers[kMaxAppendBatch][kDeltaRecordHeaderSize];
+  std::string_view parts[2 * kMaxAppendBatch];
+  size_t n = 0;
+  for (const ChunkRecord& r : records) {
+    const bool delta = r.codec == Codec::kZstdDelta;
+    const size_t extra = delta ? 16 : 0;  // The base id, after the codec byte.
+    uint8_t* header = headers[n / 2];
+    PutU32(header, kRecordMagic);
+    std::memcpy(header + 4, r.id.bytes.data(), 16);
+    header[20] = static_cast<uint8_t>(r.codec);
+    if (delta) std::memcpy(header + 21, r.base.bytes.data(), 16);
+    PutU32(header + 21 + extra, r.raw_len);
+    PutU32(header + 25 + extra, static_cast<uint32_t>(r.payload.size()));
+    PutU64(header + 29 + extra, XXH3_64bits(header, kHashedHeader + extra));
+    PutU64(header + 37 + extra, XXH3_64bits(r.payload.data(), r.payload.size()));
+    parts[n++] = Bytes(header, kRecordHeaderSize + extra);
+    parts[n++] = r.payload;
+  }
+  SNAPFS_ASSIGN_OR_RETURN(auto at, AppendParts({parts, n}));
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ChunkRecord& r = records[i];
+    const bool delta = r.codec == Codec::kZstdDelta;
+    locs[i] = ChunkLocation{r.codec, r.raw_len, static_cast<uint32_t>(r.payload.size()), at.first,
+                            at.second, delta ? r.base : ChunkId{}};
+    at.second += parts[2 * i].size() + parts[2 * i + 1].size();
+  }
+  return Status::Ok();
 }
 
 Status PackWriter::AppendCommit(uint64_t g, std::string_view batch) {
@@ -331,33 +354,36 @@ Status PackWriter::AppendCommit(uint64_t g, std::string_view batch) {
   PutU32(header + 12, static_cast<uint32_t>(batch.size()));
   PutU64(header + 16, XXH3_64bits(header, kHashedCommitHeader));
   PutU64(header + 24, XXH3_64bits(batch.data(), batch.size()));
-  return AppendRecord(Bytes(header, sizeof(header)), batch).status();
+  const std::string_view parts[] = {Bytes(header, sizeof(header)), batch};
+  return AppendParts(parts).status();
 }
 
-Result<std::pair<uint32_t, uint64_t>> PackWriter::AppendRecord(std::string_view header,
-                                                                std::string_view payload) {
+Result<std::pair<uint32_t, uint64_t>> PackWriter::AppendParts(
+    std::span<const std::string_view> parts) {
+  uint64_t len = 0;
+  for (std::string_view p : parts) len += p.size();
   std::pair<uint32_t, uint64_t> at;
   WritebackRange kick;
   bool flush = false;
   {
     std::lock_guard lock(mu_);
     if (end_ >= target_size_) SNAPFS_RETURN_IF_ERROR(StartPack(pack_ + 1));
-    Status st = WriteAll(fd_, {header, payload}, end_, [&] { return PackPath(dir_, pack_); });
+    Status st = WriteAll(fd_, parts, end_, [&] { return PackPath(dir_, pack_); });
     if (!st.ok()) {
-      // Cut off the partial record so the next append starts clean.
+      // Cut off the partial records so the next append starts clean.
       if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) { /* reported by st */ }
       return st;
     }
     if (std::find(unsynced_.begin(), unsynced_.end(), fd_) == unsynced_.end())
       unsynced_.push_back(fd_);
     at = {pack_, end_};
-    end_ += header.size() + payload.size();
+    end_ += len;
     if (end_ - written_back_ >= kWritebackStep) {
       kick = WritebackRange{fd_, written_back_, end_ - written_back_};
       written_back_ = end_;
     }
     const uint64_t before = since_flush_;
-    since_flush_ += header.size() + payload.size();
+    since_flush_ += len;
     flush = flush_step_ > 0 && before < flush_step_ && since_flush_ >= flush_step_;
   }
   if (kick.fd >= 0) StartWriteback(kick);

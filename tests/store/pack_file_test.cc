@@ -11,6 +11,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -419,6 +420,61 @@ TEST_F(PackFileTest, AnAppendCutShortFailsAndLeavesNoPartialRecord) {
   EXPECT_EQ(got_first, first);
   ASSERT_OK_AND_ASSIGN(std::string got_second, reader.Read(IdFromSeed(22), at_second));
   EXPECT_EQ(got_second, second);
+}
+
+// Several records in one write: each lands right after the one before,
+// reads back like an appended one, and a write cut short stores none of them.
+TEST_F(PackFileTest, ChunksAppendedTogetherReadBackAndFailTogether) {
+  auto w = OpenWriter();
+  const ChunkLocation before = AppendSynced(*w, IdFromSeed(30), SeededBytes(100, 30));
+  std::vector<ChunkId> ids;
+  std::vector<std::string> payloads;
+  for (uint64_t i = 0; i < PackWriter::kMaxAppendBatch; ++i) {
+    ids.push_back(IdFromSeed(31 + i));
+    payloads.push_back(SeededBytes(i * 1013 + 1, 31 + i));
+  }
+  const ChunkId base = IdFromSeed(99), none;
+  std::vector<PackWriter::ChunkRecord> records;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Codec codec = i == 5 ? Codec::kZstdDelta : Codec::kRaw;  // Its header is longer.
+    records.push_back({ids[i], codec, static_cast<uint32_t>(payloads[i].size()), payloads[i],
+                       codec == Codec::kZstdDelta ? base : none});
+  }
+  std::vector<ChunkLocation> locs(records.size());
+  ASSERT_OK(w->AppendChunks(records, locs.data()));
+  ASSERT_OK(w->Sync());
+  uint64_t at = before.offset + kRecordHeaderSize + 100;
+  PackReader reader(dir_.path());
+  for (size_t i = 0; i < records.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(locs[i].pack, before.pack);
+    EXPECT_EQ(locs[i].offset, at);
+    EXPECT_EQ(locs[i].codec, records[i].codec);
+    EXPECT_EQ(locs[i].stored_len, payloads[i].size());
+    EXPECT_EQ(locs[i].base, i == 5 ? base : none);
+    if (i != 5) {  // A delta's payload is read by decoding it against its base.
+      ASSERT_OK_AND_ASSIGN(std::string got, reader.Read(ids[i], locs[i]));
+      EXPECT_EQ(got, payloads[i]);
+    }
+    at += RecordHeaderSize(records[i].codec) + payloads[i].size();
+  }
+  const std::string pack = PackPath(dir_.path(), before.pack);
+  EXPECT_EQ(std::filesystem::file_size(pack), at);
+
+  // Room for the first record only: the whole write fails and is cut back.
+  rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(at + kRecordHeaderSize + payloads[0].size() + 10);
+  sighandler_t old = std::signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of a signal.
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  const Status failed = w->AppendChunks(std::span(records).first(3), locs.data());
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  std::signal(SIGXFSZ, old);
+  EXPECT_FALSE(failed.ok());
+  EXPECT_EQ(std::filesystem::file_size(pack), at);
+  const ChunkLocation after = AppendSynced(*w, IdFromSeed(90), SeededBytes(10, 90));
+  EXPECT_EQ(after.offset, at);
 }
 
 TEST_F(PackFileTest, NewWriterStartsOnePastTheHighestPack) {

@@ -74,6 +74,32 @@ TEST_F(SettleTest, ChunksArrivingFasterThanTheRateAreDeferred) {
   ExpectClean();
 }
 
+// A worker appends the deferred chunks queued behind the one it takes in
+// the same write (up to 32 of them, 1 MiB): each reads back as itself.
+TEST_F(SettleTest, DeferredChunksQueuedTogetherAreStoredTogetherAndReadBack) {
+  std::vector<std::string> bytes;
+  std::vector<ChunkId> ids;
+  chunks().HoldWorkersForTesting(true);
+  for (uint64_t i = 0; i < 45; ++i) {
+    bytes.push_back(testing::SeededBytes(20000 + i, 500 + i));
+    ids.push_back(chunks().Id(reinterpret_cast<const uint8_t*>(bytes.back().data()),
+                              bytes.back().size()));
+    ASSERT_OK_AND_ASSIGN(ChunkStore::PutResult put, chunks().Put(ids.back(), bytes.back()));
+    EXPECT_EQ(put, ChunkStore::PutResult::kQueued);
+  }
+  chunks().HoldWorkersForTesting(false);
+  uint64_t stored = 0;
+  ASSERT_OK(chunks().WaitStored(ids, &stored));
+  EXPECT_EQ(chunks().counters().chunks_deferred.load(), ids.size());
+  uint64_t raw = 0;
+  for (const std::string& b : bytes) raw += b.size();
+  EXPECT_EQ(stored, raw);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_OK_AND_ASSIGN(ChunkBytes got, chunks().Get(ids[i]));
+    EXPECT_TRUE(*got == bytes[i]) << i;
+  }
+}
+
 TEST_F(SettleTest, DeferredChunksReadBackAndSettleCompressesThem) {
   const std::string day1 = DumpText(kDumpBytes, 1);
   const uint64_t raw_stored = Dump("dump.sql", day1);
