@@ -10,9 +10,9 @@
 #include <atomic>
 #include <cassert>
 #include <cerrno>
-#include <climits>
 #include <cstdio>
 #include <cstring>
+#include <iterator>
 #include <span>
 #include <string_view>
 
@@ -83,15 +83,14 @@ bool ChunkHeaderIntact(const uint8_t* h, size_t extra) {
 // only then (an append must not build a path string).
 template <typename What>
 Status WriteAll(int fd, std::span<const std::string_view> parts, uint64_t off, const What& what) {
-  std::vector<iovec> iov;
-  iov.reserve(parts.size());
+  iovec iov[2 * PackWriter::kMaxAppendBatch];  // A header and a payload per record.
+  assert(parts.size() <= std::size(iov));
+  size_t n = 0;
   for (std::string_view p : parts) {
-    if (!p.empty()) iov.push_back(iovec{const_cast<char*>(p.data()), p.size()});
+    if (!p.empty()) iov[n++] = iovec{const_cast<char*>(p.data()), p.size()};
   }
-  const size_t n = iov.size();
   for (size_t i = 0; i < n;) {
-    const int count = static_cast<int>(std::min<size_t>(n - i, IOV_MAX));
-    ssize_t done = ::pwritev(fd, iov.data() + i, count, static_cast<off_t>(off));
+    ssize_t done = ::pwritev(fd, iov + i, static_cast<int>(n - i), static_cast<off_t>(off));
     if (done < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno(errno, what());
