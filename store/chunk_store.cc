@@ -383,7 +383,6 @@ void ChunkStore::WorkerLoop() {
   for (;;) {
     queue_cv_.wait(lock, [&] { return stopping_ || (!queue_.empty() && !workers_held_); });
     if (queue_.empty()) return;  // Stopping and drained.
-    jobs.clear();
     auto take = [&] {
       auto [id, p] = std::move(queue_.front());
       queue_.pop_front();

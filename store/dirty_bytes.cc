@@ -135,11 +135,7 @@ void DirtyBytes::Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi) {
       return;
     }
     // Shared: the holders keep the bytes as they are, we write to a copy.
-    std::shared_ptr<char> copy = NewBuffer(b.cap);
-    for (const auto& r : b.filled)
-      std::memcpy(copy.get() + (r.first - b.base), b.buf.get() + (r.first - b.base),
-                  r.second - r.first);
-    b.buf = std::move(copy);
+    Rebuffer(b, b.base, b.cap);
     return;
   }
   const uint32_t bs = static_cast<uint32_t>(block_size_);
@@ -162,6 +158,10 @@ void DirtyBytes::Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi) {
     cap = std::min(bs, std::max(last - first, 2 * b.cap));
     base = std::min(first, bs - cap);
   }
+  Rebuffer(b, base, cap);
+}
+
+void DirtyBytes::Rebuffer(Block& b, uint32_t base, uint32_t cap) {
   std::shared_ptr<char> buf = NewBuffer(cap);
   for (const auto& r : b.filled)
     std::memcpy(buf.get() + (r.first - base), b.buf.get() + (r.first - b.base), r.second - r.first);

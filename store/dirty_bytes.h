@@ -145,6 +145,9 @@ class DirtyBytes {
   // Makes `b`'s buffer cover [lo, hi), keeping its filled bytes, and ours
   // alone to write (a shared one is replaced by a copy).
   void Reserve(Blocks::iterator it, uint32_t lo, uint32_t hi);
+  // Moves `b`'s filled bytes to a new buffer covering [base, base + cap),
+  // which must contain them.
+  void Rebuffer(Block& b, uint32_t base, uint32_t cap);
   // A buffer of `cap` bytes: a pool's block when it is a whole one.
   std::shared_ptr<char> NewBuffer(uint32_t cap);
   void Release(Block& b);

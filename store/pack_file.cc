@@ -318,10 +318,11 @@ Status PackWriter::AppendChunks(std::span<const ChunkRecord> records, ChunkLocat
   uint8_t headers[kMaxAppendBatch][kDeltaRecordHeaderSize];
   std::string_view parts[2 * kMaxAppendBatch];
   size_t n = 0;
-  for (const ChunkRecord& r : records) {
+  for (size_t i = 0; i < records.size(); ++i) {
+    const ChunkRecord& r = records[i];
     const bool delta = r.codec == Codec::kZstdDelta;
     const size_t extra = delta ? 16 : 0;  // The base id, after the codec byte.
-    uint8_t* header = headers[n / 2];
+    uint8_t* header = headers[i];
     PutU32(header, kRecordMagic);
     std::memcpy(header + 4, r.id.bytes.data(), 16);
     header[20] = static_cast<uint8_t>(r.codec);

@@ -99,7 +99,7 @@ class PackWriter {
   };
   static constexpr size_t kMaxAppendBatch = 32;
   // Appends up to kMaxAppendBatch records one after the other, in one write
-  // (a write per record costs a quarter more per byte for 64 KiB records:
+  // (a write per record costs about a third more per byte for 72 KiB records:
   // docs/performance.md, session 15), and sets locs[i] to where records[i]
   // went. All or none: on failure the pack is cut back as by Append().
   Status AppendChunks(std::span<const ChunkRecord> records, ChunkLocation* locs);
