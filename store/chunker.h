@@ -20,16 +20,21 @@
 
 namespace snapfs::store {
 
+// The defaults are those of stores made now; a store keeps the params it was
+// made with (docs/format.md, "Chunk ids"). Stores made before 2026-12-04
+// have min 16 KiB, average 64 KiB, max 256 KiB: the larger chunks of today
+// cost the chunker, the hash and the write path less per byte and store dumps
+// in fewer bytes (docs/performance.md, session 17).
 struct ChunkerParams {
   // No cut is made before this many bytes (except for the final chunk of a
-  // stream). Default 16 KiB. Must be at least 64 (the Gear hash window).
-  uint32_t min_size = 16 * 1024;
+  // stream). Default 64 KiB. Must be at least 64 (the Gear hash window).
+  uint32_t min_size = 64 * 1024;
   // Target average chunk size; must be a power of two strictly between
-  // min_size and max_size. Default 64 KiB. (Cut-point skipping adds to it:
-  // with the defaults, random data gives a mean chunk of about 72 KiB.)
-  uint32_t avg_size = 64 * 1024;
-  // A cut is forced after this many bytes. Default 256 KiB; at most 16 MiB.
-  uint32_t max_size = 256 * 1024;
+  // min_size and max_size. Default 128 KiB. (Cut-point skipping adds to it:
+  // with the defaults, random data gives a mean chunk of about 160 KiB.)
+  uint32_t avg_size = 128 * 1024;
+  // A cut is forced after this many bytes. Default 512 KiB; at most 16 MiB.
+  uint32_t max_size = 512 * 1024;
 };
 
 class Chunker {

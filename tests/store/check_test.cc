@@ -241,7 +241,7 @@ TEST_F(CheckTest, CleanStorePassesBothChecks) {
     EXPECT_EQ(r.generations, store_->latest());
     EXPECT_EQ(r.states, 4u);
     EXPECT_EQ(r.inodes, 4u);  // Root, d, f, g.
-    EXPECT_GT(r.chunks, 5u);
+    EXPECT_GE(r.chunks, 3u);  // At least one for each content: f's two and g's.
     EXPECT_EQ(r.chunks_verified, quick ? 0u : r.chunks);
     EXPECT_EQ(r.unreferenced_chunks, 0u);
   }

@@ -74,7 +74,7 @@ TEST_F(DeltaTest, LaterDaysOfADumpCostAFractionOfTheFirstAndEveryDayReadsBack) {
   }
   ASSERT_NE(days[0], days[1]);
   // Without deltas each later day costs as much as the first (almost every
-  // 64 KiB chunk has a changed row). Measured: day 1 ~1.9 MiB, later days
+  // chunk has a changed row). Measured: day 1 ~1.9 MiB, later days
   // ~0.1 MiB.
   EXPECT_LT(stored[1] * 5, stored[0]) << stored[0] << " then " << stored[1];
   EXPECT_LT(stored[2] * 5, stored[0]) << stored[0] << " then " << stored[2];

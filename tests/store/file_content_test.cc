@@ -225,7 +225,7 @@ INSTANTIATE_TEST_SUITE_P(Options, RandomOpsTest,
                              RandomOpsCase{"SmallThresholds", Thresholds(64 * kKiB, 256 * kKiB), 3},
                              // Chunk after every write.
                              RandomOpsCase{"ChunkEveryWrite", Thresholds(1, 1), 4},
-                             // Chunker windows (256 KiB) across many overlay blocks.
+                             // Chunker windows (512 KiB) across many overlay blocks.
                              RandomOpsCase{"SmallBlocks", Blocks(4 * kKiB), 5},
                              RandomOpsCase{"SmallBlocksSmallThresholds",
                                            Blocks(16 * kKiB, Thresholds(64 * kKiB, 256 * kKiB)),

@@ -132,6 +132,27 @@ TEST_F(StoreInitTest, InitCreatesAPrivateStoreWithMarkerDbAndPacks) {
   EXPECT_TRUE(fsys::is_directory(path_ + "/packs"));
 }
 
+TEST_F(StoreInitTest, AStoreKeepsTheChunkerParamsItWasMadeWith) {
+  // A store made before the defaults grew (docs/format.md, "Chunk ids") must
+  // go on cutting its files where it always did, or its dedup would break.
+  ASSERT_OK(Store::Init(path_, {}));
+  {
+    RawDb db(path_, /*read_only=*/false);
+    db.Put(kCfMeta, "chunker", Unhex("00004000 00010000 00040000"));
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path_, {}));
+  EXPECT_EQ(store->chunker().params().min_size, 16u * 1024);
+  EXPECT_EQ(store->chunker().params().avg_size, 64u * 1024);
+  EXPECT_EQ(store->chunker().params().max_size, 256u * 1024);
+  store.reset();
+
+  ASSERT_OK(Store::Init(path_ + "2", {}));
+  ASSERT_OK_AND_ASSIGN(store, Store::Open(path_ + "2", {}));
+  EXPECT_EQ(store->chunker().params().min_size, ChunkerParams{}.min_size);
+  EXPECT_EQ(store->chunker().params().avg_size, ChunkerParams{}.avg_size);
+  EXPECT_EQ(store->chunker().params().max_size, ChunkerParams{}.max_size);
+}
+
 TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   InitOptions init;
   init.root_uid = 1000;
@@ -144,7 +165,7 @@ TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   RawDb db(path_, /*read_only=*/true);
   EXPECT_EQ(db.Get(kCfMeta, "format"), Unhex("00000002"));
   EXPECT_EQ(db.Get(kCfMeta, "secret").size(), 192u);
-  EXPECT_EQ(db.Get(kCfMeta, "chunker"), Unhex("00004000 00010000 00040000"));
+  EXPECT_EQ(db.Get(kCfMeta, "chunker"), Unhex("00010000 00020000 00080000"));
   EXPECT_EQ(db.Get(kCfMeta, "zstd_level"), Unhex("00000001"));
   EXPECT_EQ(db.Get(kCfMeta, "next_ino"), Unhex("0000000000000002"));
   EXPECT_EQ(db.Get(kCfMeta, "state_gap"), Unhex("00000045d964b800"));  // 300 s.
