@@ -27,8 +27,8 @@ namespace snapfs::store {
 // in fewer bytes (docs/performance.md, session 17).
 struct ChunkerParams {
   // No cut is made before this many bytes (except for the final chunk of a
-  // stream). Default 64 KiB. Must be at least 64 (the Gear hash window).
-  uint32_t min_size = 64 * 1024;
+  // stream). Default 96 KiB. Must be at least 64 (the Gear hash window).
+  uint32_t min_size = 96 * 1024;
   // Target average chunk size; must be a power of two strictly between
   // min_size and max_size. Default 128 KiB. (Cut-point skipping adds to it:
   // with the defaults, random data gives a mean chunk of about 160 KiB.)

@@ -81,7 +81,7 @@ TEST(ChunkerTest, GoldenCutPointsOnSeededData) {
 }
 
 TEST(ChunkerTest, GoldenCutPointsOfTheDefaultParams) {
-  // Computed once with today's defaults (min 64, average 128, max 512 KiB)
+  // Computed once with today's defaults (min 96, average 128, max 512 KiB)
   // by this implementation, whose table, masks and loop the test above pins:
   // a change here changes the chunks of every new store, which
   // docs/format.md must then say.

@@ -165,7 +165,7 @@ TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
   RawDb db(path_, /*read_only=*/true);
   EXPECT_EQ(db.Get(kCfMeta, "format"), Unhex("00000002"));
   EXPECT_EQ(db.Get(kCfMeta, "secret").size(), 192u);
-  EXPECT_EQ(db.Get(kCfMeta, "chunker"), Unhex("00010000 00020000 00080000"));
+  EXPECT_EQ(db.Get(kCfMeta, "chunker"), Unhex("00018000 00020000 00080000"));
   EXPECT_EQ(db.Get(kCfMeta, "zstd_level"), Unhex("00000001"));
   EXPECT_EQ(db.Get(kCfMeta, "next_ino"), Unhex("0000000000000002"));
   EXPECT_EQ(db.Get(kCfMeta, "state_gap"), Unhex("00000045d964b800"));  // 300 s.
