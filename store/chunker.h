@@ -22,7 +22,7 @@ namespace snapfs::store {
 
 // The defaults are those of stores made now; a store keeps the params it was
 // made with (docs/format.md, "Chunk ids"). Stores made before 2026-12-04
-// have min 16 KiB, average 64 KiB, max 256 KiB: the larger chunks of today
+// (commit 61dec79) have min 16 KiB, average 64 KiB, max 256 KiB: the larger chunks of today
 // cost the chunker, the hash and the write path less per byte and store dumps
 // in fewer bytes (docs/performance.md, session 17).
 struct ChunkerParams {
