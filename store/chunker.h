@@ -22,9 +22,9 @@ namespace snapfs::store {
 
 // The defaults are those of stores made now; a store keeps the params it was
 // made with (docs/format.md, "Chunk ids"). Stores made before 2026-12-04
-// (commit 61dec79) have min 16 KiB, average 64 KiB, max 256 KiB: the larger chunks of today
-// cost the chunker, the hash and the write path less per byte and store dumps
-// in fewer bytes (docs/performance.md, session 17).
+// (commit 61dec79) have min 16 KiB, average 64 KiB, max 256 KiB: the larger
+// chunks of today cost the chunker, the hash and the write path less per byte
+// and store dumps in fewer bytes (docs/performance.md, session 17).
 struct ChunkerParams {
   // No cut is made before this many bytes (except for the final chunk of a
   // stream). Default 96 KiB. Must be at least 64 (the Gear hash window).
@@ -35,6 +35,8 @@ struct ChunkerParams {
   uint32_t avg_size = 128 * 1024;
   // A cut is forced after this many bytes. Default 512 KiB; at most 16 MiB.
   uint32_t max_size = 512 * 1024;
+
+  friend bool operator==(const ChunkerParams&, const ChunkerParams&) = default;
 };
 
 class Chunker {

@@ -165,8 +165,9 @@ Status FileContent::ChunkRun(uint64_t run_start, Cut cut_mode) {
   const size_t max_chunk = chunker_->params().max_size;
   // A chunker window across a block boundary is copied here: a pooled block
   // (faulted in once) when the window fits one, as it does with the default
-  // 512 KiB largest chunk. A fresh heap buffer of that size is mapped, zero-filled
-  // and unmapped each time, and a stream crosses a block boundary every MiB.
+  // 512 KiB largest chunk. A fresh heap buffer of that size is mapped,
+  // zero-filled and unmapped each time, and a stream crosses a block boundary
+  // every MiB.
   BlockPool::Buffer scratch;
   std::vector<Extent> fresh;
   uint64_t at = s;

@@ -141,16 +141,13 @@ TEST_F(StoreInitTest, AStoreKeepsTheChunkerParamsItWasMadeWith) {
     db.Put(kCfMeta, "chunker", Unhex("00004000 00010000 00040000"));
   }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path_, {}));
-  EXPECT_EQ(store->chunker().params().min_size, 16u * 1024);
-  EXPECT_EQ(store->chunker().params().avg_size, 64u * 1024);
-  EXPECT_EQ(store->chunker().params().max_size, 256u * 1024);
+  EXPECT_EQ(store->chunker().params(),
+            (ChunkerParams{.min_size = 16 * 1024, .avg_size = 64 * 1024, .max_size = 256 * 1024}));
   store.reset();
 
   ASSERT_OK(Store::Init(path_ + "2", {}));
   ASSERT_OK_AND_ASSIGN(store, Store::Open(path_ + "2", {}));
-  EXPECT_EQ(store->chunker().params().min_size, ChunkerParams{}.min_size);
-  EXPECT_EQ(store->chunker().params().avg_size, ChunkerParams{}.avg_size);
-  EXPECT_EQ(store->chunker().params().max_size, ChunkerParams{}.max_size);
+  EXPECT_EQ(store->chunker().params(), ChunkerParams{});
 }
 
 TEST_F(StoreInitTest, InitWritesTheDocumentedMetaKeysAndRootRecords) {
