@@ -8,10 +8,13 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/store/test_util.h"
+
 namespace snapfs::store {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
+using testing::ChunkLengths;
 
 // Deterministic data: splitmix64 output from `seed`, little-endian. Written
 // out here (not std:: distributions) so the golden values never depend on the
@@ -27,19 +30,6 @@ Bytes SeededBytes(size_t len, uint64_t seed) {
     for (size_t j = 0; j < 8 && i + j < len; ++j) data[i + j] = uint8_t(z >> (8 * j));
   }
   return data;
-}
-
-// Chunk lengths of the whole of `data`, chunking from each cut point.
-std::vector<size_t> ChunkLengths(const Chunker& chunker, const Bytes& data) {
-  std::vector<size_t> lengths;
-  for (size_t pos = 0; pos < data.size();) {
-    const size_t n = chunker.FindCut(data.data() + pos, data.size() - pos, true);
-    EXPECT_GT(n, 0u);
-    if (n == 0) break;
-    lengths.push_back(n);
-    pos += n;
-  }
-  return lengths;
 }
 
 // The chunks themselves, as byte strings.

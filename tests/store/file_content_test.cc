@@ -15,21 +15,10 @@
 namespace snapfs::store {
 namespace {
 
+using testing::ChunkLengths;
 using testing::SeededBytes;
 
 constexpr uint64_t kKiB = 1024, kMiB = 1024 * kKiB, kGiB = 1024 * kMiB;
-
-// Lengths of the chunks the chunker cuts `data` into, read in one piece.
-std::vector<uint64_t> ChunkLengths(const Chunker& chunker, const std::string& data) {
-  std::vector<uint64_t> out;
-  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
-  for (size_t pos = 0; pos < data.size();) {
-    const size_t cut = chunker.FindCut(p + pos, data.size() - pos, /*at_end=*/true);
-    out.push_back(cut);
-    pos += cut;
-  }
-  return out;
-}
 
 std::set<ChunkId> IdsOf(const std::vector<Extent>& extents) {
   std::set<ChunkId> ids;

@@ -16,11 +16,13 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <span>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "store/chunker.h"
 #include "store/status.h"
 #include "store/store.h"
 
@@ -95,6 +97,24 @@ inline std::string SeededBytes(size_t len, uint64_t seed) {
   }
   for (; i < len; ++i) bytes[i] = static_cast<char>(rng());
   return bytes;
+}
+
+// Lengths of the chunks `chunker` cuts `data` into, read in one piece.
+inline std::vector<size_t> ChunkLengths(const Chunker& chunker, std::string_view data) {
+  std::vector<size_t> lengths;
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  for (size_t pos = 0; pos < data.size();) {
+    const size_t n = chunker.FindCut(p + pos, data.size() - pos, /*at_end=*/true);
+    EXPECT_GT(n, 0u);
+    if (n == 0) break;
+    lengths.push_back(n);
+    pos += n;
+  }
+  return lengths;
+}
+inline std::vector<size_t> ChunkLengths(const Chunker& chunker, std::span<const uint8_t> data) {
+  return ChunkLengths(chunker,
+                      std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
 // Bytes from hex digits; spaces are ignored ("0102 ff" -> {1, 2, 255}).
