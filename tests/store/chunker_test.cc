@@ -65,7 +65,7 @@ TEST(ChunkerTest, GoldenCutPointsOnSeededData) {
   // independent model of the algorithm); a change means the Gear table, masks
   // or loop changed, which changes the store format: stores made with these
   // params keep them.
-  ExpectGoldenCuts(Chunker({.min_size = 16 * 1024, .avg_size = 64 * 1024, .max_size = 256 * 1024}),
+  ExpectGoldenCuts(Chunker(testing::kFirstStoresChunkerParams),
                    {82278, 153089, 218940, 291467, 363019, 430823, 512846, 578801, 687438, 767346},
                    56);
 }

@@ -141,8 +141,7 @@ TEST_F(StoreInitTest, AStoreKeepsTheChunkerParamsItWasMadeWith) {
     db.Put(kCfMeta, "chunker", Unhex("00004000 00010000 00040000"));
   }
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> store, Store::Open(path_, {}));
-  EXPECT_EQ(store->chunker().params(),
-            (ChunkerParams{.min_size = 16 * 1024, .avg_size = 64 * 1024, .max_size = 256 * 1024}));
+  EXPECT_EQ(store->chunker().params(), testing::kFirstStoresChunkerParams);
   store.reset();
 
   ASSERT_OK(Store::Init(path_ + "2", {}));

@@ -99,6 +99,11 @@ inline std::string SeededBytes(size_t len, uint64_t seed) {
   return bytes;
 }
 
+// The chunker params of the stores made before 2026-12-04 (commit 61dec79),
+// which those stores keep (store/chunker.h).
+inline constexpr ChunkerParams kFirstStoresChunkerParams{
+    .min_size = 16 * 1024, .avg_size = 64 * 1024, .max_size = 256 * 1024};
+
 // Lengths of the chunks `chunker` cuts `data` into, read in one piece.
 inline std::vector<size_t> ChunkLengths(const Chunker& chunker, std::string_view data) {
   std::vector<size_t> lengths;
